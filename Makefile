@@ -1,0 +1,45 @@
+# loraledger: `make demo` tells the story, `make test` proves it. Both create .venv and install first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU wheel of torch that lies on these machines; any other spec may pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+PACKAGES := registry trainer cli schemas
+SOURCES := pyproject.toml $(shell find $(PACKAGES) -type f -not -path '*/__pycache__/*' 2>/dev/null)
+STAMP := $(VENV)/.loraledger-installed
+
+.PHONY: install demo test test-fast lint bench clean
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python $(SOURCES)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	# strict editable mode: the install holds links to exactly these files, so mypy resolves the package
+	$(BIN)/python -m pip install -q -e '.[train,dev]' --config-settings editable_mode=strict
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/adapters demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	cd /tmp && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml \
+		-p loraledger.schemas -p loraledger.registry -p loraledger.trainer -p loraledger.cli
+	$(BIN)/mypy --config-file pyproject.toml tests/support
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf build $(VENV) .pytest_cache .mypy_cache .ruff_cache

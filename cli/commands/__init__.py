@@ -1,0 +1,11 @@
+"""Command modules, one per group of related commands. Each imports only click at module level."""
+
+import click
+
+from loraledger.cli.commands import aliases, browse, demo, maintenance, training
+
+
+def register_commands(group: click.Group) -> None:
+    for module in (training, browse, aliases, maintenance, demo):
+        for command in module.COMMANDS:
+            group.add_command(command)

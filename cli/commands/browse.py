@@ -1,0 +1,127 @@
+"""Read-only views of the registry: list, show, lineage, history, datasets, diff."""
+
+from typing import TYPE_CHECKING
+
+import click
+
+from loraledger.cli.output import out, print_json
+from loraledger.cli.settings import Settings
+
+if TYPE_CHECKING:
+    from loraledger.registry import LineageNode
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+@click.command("list")
+@click.argument("name", required=False)
+@json_option
+@click.pass_obj
+def list_versions(settings: Settings, name: str | None, as_json: bool) -> None:
+    """List versions (of NAME, or of every adapter)."""
+    versions = settings.open_registry().versions(name)
+    if as_json:
+        from loraledger.cli.render import version_json
+
+        print_json([version_json(v, full=False) for v in versions])
+        return
+    if not versions:
+        out().print("no adapters yet: train one with `adapters train NAME --base MODEL --data FILE`")
+        return
+    from loraledger.cli.render import versions_table
+
+    out().print(versions_table(versions))
+
+
+@click.command()
+@click.argument("ref")
+@json_option
+@click.pass_obj
+def show(settings: Settings, ref: str, as_json: bool) -> None:
+    """Everything recorded about one version: REF is NAME, NAME@3, NAME@v3 or NAME@ALIAS."""
+    from loraledger.cli.render import version_detail, version_json
+
+    version = settings.open_registry().resolve(ref)
+    if as_json:
+        print_json(version_json(version, full=True))
+    else:
+        out().print(version_detail(version))
+
+
+@click.command()
+@click.argument("name")
+@json_option
+@click.pass_obj
+def lineage(settings: Settings, name: str, as_json: bool) -> None:
+    """The training tree of NAME, with stack and merge inputs."""
+    from loraledger.cli.render import lineage_tree
+
+    roots = settings.open_registry().lineage(name)
+    if as_json:
+
+        def node(n: "LineageNode") -> dict[str, object]:
+            return {
+                "ref": n.version.ref,
+                "kind": n.version.kind,
+                "current": n.version.is_current,
+                "inputs": [node(i) for i in n.inputs],
+                "children": [node(c) for c in n.children],
+            }
+
+        print_json([node(r) for r in roots])
+        return
+    out().print(lineage_tree(name, roots))
+
+
+@click.command()
+@click.argument("name")
+@json_option
+@click.pass_obj
+def history(settings: Settings, name: str, as_json: bool) -> None:
+    """Alias moves of NAME (promotions, rollbacks, tags): who, when, why."""
+    events = settings.open_registry().history(name)
+    if as_json:
+        print_json([e.model_dump(mode="json") for e in events])
+        return
+    from loraledger.cli.render import history_table
+
+    out().print(history_table(events))
+
+
+@click.command()
+@click.argument("name", required=False)
+@json_option
+@click.pass_obj
+def datasets(settings: Settings, name: str | None, as_json: bool) -> None:
+    """Which versions used which data, in which role (train, eval, replay)."""
+    uses = settings.open_registry().dataset_uses(name)
+    if as_json:
+        print_json([u.model_dump(mode="json") for u in uses])
+        return
+    from loraledger.cli.render import datasets_table
+
+    out().print(datasets_table(uses))
+
+
+@click.command()
+@click.argument("a")
+@click.argument("b")
+@json_option
+@click.pass_obj
+def diff(settings: Settings, a: str, b: str, as_json: bool) -> None:
+    """Hyperparameters, data and eval scores of two versions side by side (differences only)."""
+    registry = settings.open_registry()
+    left, right = registry.resolve(a).ref, registry.resolve(b).ref
+    differences = registry.diff(left, right)
+    if as_json:
+        print_json({key: {left: a_value, right: b_value} for key, (a_value, b_value) in differences.items()})
+        return
+    if not differences:
+        out().print(f"{left} and {right} record the same settings, data and scores")
+        return
+    from loraledger.cli.render import diff_table
+
+    out().print(diff_table(left, right, differences))
+
+
+COMMANDS = [list_versions, show, lineage, history, datasets, diff]

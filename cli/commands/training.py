@@ -1,0 +1,200 @@
+"""``adapters train``: one continual update. Flags are generated from the spec fields, so their help is
+the fields' own documentation and a recipe file and the flags can never drift apart."""
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from loraledger.cli.output import err, out, warn
+from loraledger.cli.settings import Settings
+from loraledger.schemas.specs import LoraSpec, TrainSpec
+
+# Field -> flag names where the plain field name would read badly on a command line.
+FLAG_NAMES = {
+    "r": ["--rank", "-r"],
+    "alpha": ["--alpha"],
+    "dropout": ["--dropout"],
+    "target_modules": ["--target-modules"],
+    "learning_rate": ["--learning-rate", "--lr"],
+}
+
+
+def _spec_options(model: type[LoraSpec] | type[TrainSpec], prefix: str) -> list[Any]:
+    options = []
+    for name, info in model.model_fields.items():
+        flags = FLAG_NAMES.get(name, ["--" + name.replace("_", "-")])
+        default = info.default
+        shown = f" [default: {','.join(default) if isinstance(default, list) else default}]"
+        help_text = (info.description or "") + ("" if default is None else shown)
+        dest = f"{prefix}__{name}"
+        if info.annotation is bool:
+            positive = flags[0]
+            options.append(
+                click.option(f"{positive}/--no-{positive[2:]}", dest, default=None, help=help_text)
+            )
+            continue
+        kwargs: dict[str, Any] = {"default": None, "help": help_text}
+        annotation = str(info.annotation)
+        if "Literal" in annotation:
+            kwargs["type"] = click.Choice(list(info.annotation.__args__))  # type: ignore[union-attr]
+        elif info.annotation is int:
+            kwargs["type"] = int
+        elif info.annotation is float:
+            kwargs["type"] = float
+        elif "list" in annotation:
+            kwargs["metavar"] = "A,B"
+        options.append(click.option(*flags, dest, **kwargs))
+    return options
+
+
+def spec_options(function: Any) -> Any:
+    for option in reversed(_spec_options(LoraSpec, "lora") + _spec_options(TrainSpec, "training")):
+        function = option(function)
+    return function
+
+
+def build_recipe(config: Path | None, overrides: dict[str, Any]) -> tuple[Any, set[str]]:
+    """Recipe file first, flags on top; returns (validated Recipe, LoRA fields set explicitly)."""
+    from pydantic import ValidationError
+
+    from loraledger.cli.recipes import load_recipe
+    from loraledger.schemas.errors import InvalidInput
+    from loraledger.schemas.specs import Recipe
+
+    data = load_recipe(config) if config else {}
+    explicit_lora = set((data.get("lora") or {}).keys())
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section, field = key.split("__", 1)
+        if field == "target_modules":
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        data.setdefault(section, {})[field] = value
+        if section == "lora":
+            explicit_lora.add(field)
+    try:
+        return Recipe.model_validate(data), explicit_lora
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InvalidInput(f"invalid recipe setting {where}: {first['msg']}") from None
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--base", metavar="MODEL", help="Base model: builtin:tiny, a local folder or a Hub id (new adapters)."
+)
+@click.option("--revision", help="Hub revision (branch, tag or commit) of the base.")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Training data: JSONL, JSON, CSV, Parquet or text file, or a folder of them. Repeatable.",
+)
+@click.option(
+    "--eval",
+    "eval_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Held-out split of this update; joins the adapter's eval suite. Repeatable.",
+)
+@click.option(
+    "--config", type=click.Path(path_type=Path), help="Recipe YAML/JSON (schemas/json/recipe.schema.json)."
+)
+@click.option("--from", "parent", metavar="REF", help="Continue from REF instead of NAME's current version.")
+@click.option("--fresh", is_flag=True, help="Start a new LoRA instead of continuing the current version.")
+@spec_options
+@click.option(
+    "--resume", is_flag=True, help="Continue an interrupted run of the same command from its checkpoint."
+)
+@click.option("--num-processes", default=1, show_default=True, help="Data-parallel processes (accelerate).")
+@click.option("--no-eval", is_flag=True, help="Skip scoring the new version on the eval suite.")
+@click.option(
+    "--force", is_flag=True, help="Make the new version current even if the forgetting gate objects."
+)
+@click.option("--note", help="Free text recorded on the version.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--allow-pickle", is_flag=True, help="Allow loading pickled (.bin) base weights.")
+@click.option("--trust-remote-code", is_flag=True, help="Run modelling code shipped with the base model.")
+@click.pass_obj
+def train(
+    settings: Settings,
+    /,
+    name: str,
+    base: str | None,
+    revision: str | None,
+    data: tuple[Path, ...],
+    eval_files: tuple[Path, ...],
+    config: Path | None,
+    parent: str | None,
+    fresh: bool,
+    resume: bool,
+    num_processes: int,
+    no_eval: bool,
+    force: bool,
+    note: str | None,
+    quiet: bool,
+    as_json: bool,
+    allow_pickle: bool,
+    trust_remote_code: bool,
+    **overrides: Any,
+) -> None:
+    """Train the next LoRA update of NAME on new data and register it.
+
+    A new NAME needs --base. An existing NAME continues from its current version (its weights
+    trainable, its base and LoRA shape kept). The output ends with the new ref, e.g. NAME@2.
+    """
+    from loraledger.cli.progress import BuildBar, TrainBar, bars
+    from loraledger.cli.update import Hooks, UpdateRequest, run_update
+
+    recipe, explicit_lora = build_recipe(config, overrides)
+    request = UpdateRequest(
+        name=name,
+        data=list(data),
+        recipe=recipe,
+        base=base,
+        revision=revision,
+        parent=parent,
+        fresh=fresh,
+        eval_files=list(eval_files),
+        run_eval=not no_eval,
+        force=force,
+        resume=resume,
+        num_processes=num_processes,
+        note=note,
+        allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code,
+        lora_overrides=explicit_lora,
+    )
+    with bars(enabled=not quiet) as progress:
+        hooks = Hooks(warn=warn)
+        if progress is not None:
+            hooks.stage = lambda message: err().print(f"[dim]{message}[/]")
+            hooks.build_progress = BuildBar(progress, "pre-training base")
+            hooks.train_progress = TrainBar(progress, f"training {name}")
+        result = run_update(settings, request, hooks)
+    if as_json:
+        from loraledger.cli.output import print_json
+        from loraledger.cli.render import version_json
+
+        print_json(
+            {
+                "version": version_json(result.version, full=True),
+                "promoted": result.promoted,
+                "regressions": [r.__dict__ | {"change": r.change} for r in result.regressions],
+                "training": result.outcome.model_dump(mode="json"),
+            }
+        )
+        return
+    from loraledger.cli.render import train_summary
+
+    out().print(train_summary(result))
+    out().print(result.version.ref)
+
+
+COMMANDS = [train]

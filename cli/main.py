@@ -1,0 +1,80 @@
+"""The ``adapters`` command: a thin layer over the registry and the trainer.
+
+Each command parses its options, calls one function, and renders the result. Errors a user can fix
+(``LedgerError``) print one line and exit non-zero; anything else is a bug: its type and message, and
+the traceback with ``-v``.
+"""
+
+import sys
+from pathlib import Path
+
+import click
+
+from loraledger.cli.commands import register_commands
+from loraledger.cli.settings import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Registry home (default $ADAPTERS_HOME or ~/.adapters).",
+)
+@click.option("-v", "--verbose", count=True, help="Show tracebacks and library logs.")
+@click.version_option(package_name="loraledger", prog_name="adapters")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, verbose: int) -> None:
+    """Registry and version manager for continual LoRA fine-tuning.
+
+    Train a LoRA update each time new data arrives, keep every version with its lineage, data digests
+    and scores, catch forgetting before it goes live, roll back in one command, and publish.
+    """
+    ctx.obj = Settings.load(home, verbose)
+    if not verbose:
+        quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Our own bars report progress; the libraries' bars, advisories and deprecation notes are noise on
+    a user's terminal (``-v`` lets them through). Set before the libraries are imported."""
+    import os
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for module in ("transformers", "peft", "accelerate", "torch", "bitsandbytes"):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+        warnings.filterwarnings("ignore", category=UserWarning, module=module)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
+
+
+register_commands(cli)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point with the one error handler."""
+    verbose = any(arg in ("-v", "-vv", "--verbose") for arg in (argv if argv is not None else sys.argv[1:]))
+    try:
+        cli.main(args=argv, prog_name="adapters", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        from loraledger.schemas.errors import LedgerError
+
+        if verbose:
+            raise
+        if isinstance(exc, LedgerError):
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        click.echo(f"error: {type(exc).__name__}: {exc} (add -v for the traceback)", err=True)
+        sys.exit(1)

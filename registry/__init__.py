@@ -1,0 +1,9 @@
+"""The adapter registry: versions, lineage, datasets, scores, aliases and artifacts.
+
+Never imports torch or transformers: listing a registry must stay fast and work without them.
+"""
+
+from loraledger.registry.artifacts import ArtifactStore
+from loraledger.registry.ledger import LineageNode, Registry, VerifyReport
+
+__all__ = ["ArtifactStore", "LineageNode", "Registry", "VerifyReport"]

@@ -1,0 +1,699 @@
+"""The registry's persistence: one narrow interface, one SQL implementation for SQLite and PostgreSQL.
+
+Rows are turned into plain records (``loraledger.schemas.records``) before they leave a session, so
+nothing outside this module holds a database handle. Rules (what may be registered, how refs resolve,
+what the gate allows) live in ``ledger.py``; this module only stores and fetches.
+"""
+
+import functools
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+from sqlalchemy import ColumnElement, Engine, delete, func, true
+from sqlalchemy import select as select_many
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from loraledger.registry.engine import WRITE
+from loraledger.registry.errors import Conflict, NotFound, StoreUnavailable
+from loraledger.registry.tables import (
+    AdapterRow,
+    AliasEventRow,
+    AliasRow,
+    BaseModelRow,
+    DatasetRow,
+    EvalResultRow,
+    PublicationRow,
+    SuiteEntryRow,
+    VersionDatasetRow,
+    VersionInputRow,
+    VersionRow,
+)
+from loraledger.schemas.records import (
+    AdapterRecord,
+    AliasEvent,
+    BaseModelRecord,
+    DatasetRecord,
+    DatasetUse,
+    EvalResult,
+    NewDataset,
+    NewEval,
+    NewVersion,
+    Publication,
+    SuiteEntry,
+    VersionInput,
+    VersionRecord,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+WRITE_ATTEMPTS = 8
+
+
+class Store(Protocol):
+    """What the registry needs from a database."""
+
+    def adapters(self) -> list[AdapterRecord]: ...
+    def versions(self, name: str | None = None) -> list[VersionRecord]: ...
+    def version(self, name: str, number: int) -> VersionRecord: ...
+    def aliases(self, name: str) -> dict[str, int]: ...
+    def register(self, new: NewVersion, *, promote: bool, reason: str | None, who: str, host: str) -> int: ...
+    def move_alias(
+        self, name: str, alias: str, number: int | None, *, reason: str | None, who: str, expect: int | None
+    ) -> AliasEvent: ...
+    def alias_events(self, name: str) -> list[AliasEvent]: ...
+    def datasets(self) -> list[DatasetRecord]: ...
+    def dataset(self, digest: str) -> DatasetRecord | None: ...
+    def dataset_uses(self, name: str | None = None) -> list[DatasetUse]: ...
+    def eval_results(self, name: str) -> list[EvalResult]: ...
+    def add_evals(self, name: str, number: int, evals: Sequence[NewEval]) -> None: ...
+    def base_evals(self, base: BaseModelRecord) -> list[EvalResult]: ...
+    def add_base_evals(self, base: BaseModelRecord, evals: Sequence[NewEval]) -> None: ...
+    def suite(self, name: str) -> list[SuiteEntry]: ...
+    def add_suite_entry(
+        self, name: str, dataset: NewDataset, *, label: str, role: str, version: int | None
+    ) -> SuiteEntry: ...
+    def set_max_regression(self, name: str, value: float) -> None: ...
+    def add_publication(self, name: str, number: int, publication: Publication) -> None: ...
+    def referenced_blobs(self) -> set[str]: ...
+
+
+def _retry_when_busy(method: Callable[P, T]) -> Callable[P, T]:
+    """Retry a whole write transaction when the database is locked or a unique race was lost.
+
+    SQLite's busy timeout covers most waits; this covers the rest (a lock held past the timeout, a
+    PostgreSQL serialisation failure, two writers inserting the same new dataset at once).
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                return method(*args, **kwargs)
+            except (OperationalError, IntegrityError) as exc:
+                transient = isinstance(exc, IntegrityError) or _is_busy(exc)
+                if not transient or attempt == WRITE_ATTEMPTS - 1:
+                    if isinstance(exc, OperationalError):
+                        raise StoreUnavailable(f"registry database error: {_first_line(exc)}") from exc
+                    raise
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return any(word in text for word in ("locked", "busy", "could not serialize", "deadlock"))
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+def utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SQLStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._write_engine = engine.execution_options(**WRITE)
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with Session(self.engine) as session:
+            yield session
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with Session(self._write_engine) as session, session.begin():
+            yield session
+
+    # ---- adapters -----------------------------------------------------------------------------
+
+    def adapters(self) -> list[AdapterRecord]:
+        with self._read() as session:
+            counts = dict(
+                session.execute(
+                    select(col(VersionRow.adapter_id), func.count(col(VersionRow.id))).group_by(
+                        col(VersionRow.adapter_id)
+                    )
+                ).all()
+            )
+            current = dict(
+                session.execute(
+                    select(col(AliasRow.adapter_id), col(VersionRow.number))
+                    .join(VersionRow, col(AliasRow.version_id) == col(VersionRow.id))
+                    .where(col(AliasRow.name) == "current")
+                ).all()
+            )
+            return [
+                AdapterRecord(
+                    name=row.name,
+                    created_at=utc(row.created_at),
+                    max_regression=row.max_regression,
+                    versions=counts.get(row.id, 0),
+                    current=current.get(row.id),
+                )
+                for row in session.scalars(select(AdapterRow).order_by(col(AdapterRow.name)))
+            ]
+
+    def set_max_regression(self, name: str, value: float) -> None:
+        with self._write() as session:
+            _adapter(session, name).max_regression = value
+
+    # ---- versions -----------------------------------------------------------------------------
+
+    def versions(self, name: str | None = None) -> list[VersionRecord]:
+        with self._read() as session:
+            where = true() if name is None else col(AdapterRow.name) == name
+            return _load_versions(session, where, full=False)
+
+    def version(self, name: str, number: int) -> VersionRecord:
+        with self._read() as session:
+            found = _load_versions(
+                session, (col(AdapterRow.name) == name) & (col(VersionRow.number) == number), full=True
+            )
+            if not found:
+                raise NotFound(f"{name}@{number} does not exist")
+            return found[0]
+
+    def aliases(self, name: str) -> dict[str, int]:
+        with self._read() as session:
+            rows = session.execute(
+                select(col(AliasRow.name), col(VersionRow.number))
+                .join(VersionRow, col(AliasRow.version_id) == col(VersionRow.id))
+                .join(AdapterRow, col(AliasRow.adapter_id) == col(AdapterRow.id))
+                .where(col(AdapterRow.name) == name)
+            ).all()
+            return {alias: number for alias, number in rows}
+
+    @_retry_when_busy
+    def register(self, new: NewVersion, *, promote: bool, reason: str | None, who: str, host: str) -> int:
+        with self._write() as session:
+            _insert_ignore(session, AdapterRow, {"name": new.name, "created_at": now()}, ["name"])
+            # Lock the adapter row: on PostgreSQL this serialises numbering per adapter; on SQLite the
+            # whole database is already locked by BEGIN IMMEDIATE.
+            adapter = session.scalars(
+                select(AdapterRow).where(col(AdapterRow.name) == new.name).with_for_update()
+            ).one()
+            assert adapter.id is not None
+            number = (
+                session.scalar(
+                    select(func.max(col(VersionRow.number))).where(col(VersionRow.adapter_id) == adapter.id)
+                )
+                or 0
+            ) + 1
+            parent_id = _version_id(session, new.parent) if new.parent else None
+            row = VersionRow(
+                adapter_id=adapter.id,
+                number=number,
+                kind=new.kind,
+                parent_id=parent_id,
+                base_model_id=_base_model_id(session, new.base),
+                lora=new.lora,
+                training=new.training,
+                seed=new.seed,
+                libraries=new.libraries,
+                train_tokens=new.train_tokens,
+                final_loss=new.final_loss,
+                artifact_digest=new.artifact_digest,
+                created_at=now(),
+                created_by=who,
+                host=host,
+                note=new.note,
+            )
+            session.add(row)
+            session.flush()
+            assert row.id is not None
+            for use in new.datasets:
+                session.add(
+                    VersionDatasetRow(
+                        version_id=row.id,
+                        dataset_id=_dataset_id(session, use.dataset),
+                        role=use.role,
+                        rows=use.rows,
+                        tokens=use.tokens,
+                        label=use.label,
+                    )
+                )
+            for position, (ref, weight) in enumerate(new.inputs):
+                session.add(
+                    VersionInputRow(
+                        version_id=row.id,
+                        input_version_id=_version_id(session, ref),
+                        position=position,
+                        weight=weight,
+                    )
+                )
+            _add_evals(session, new.evals, version_id=row.id)
+            if promote:
+                _set_alias(session, adapter.id, "current", row.id, reason=reason, who=who)
+            return number
+
+    # ---- aliases ------------------------------------------------------------------------------
+
+    @_retry_when_busy
+    def move_alias(
+        self, name: str, alias: str, number: int | None, *, reason: str | None, who: str, expect: int | None
+    ) -> AliasEvent:
+        """Point ``alias`` at ``number`` (None deletes it). ``expect`` guards against a lost update:
+        when given, the alias must still point where the caller last saw it."""
+        with self._write() as session:
+            adapter = _adapter(session, name)
+            assert adapter.id is not None
+            existing = session.scalars(
+                select(AliasRow).where(col(AliasRow.adapter_id) == adapter.id, col(AliasRow.name) == alias)
+            ).first()
+            if expect is not None:
+                seen = _number_of(session, existing.version_id) if existing else None
+                if seen != expect:
+                    raise Conflict(
+                        f"{name}@{alias} moved to version {seen} while this command ran (expected {expect}); "
+                        "look at `adapters history` and try again"
+                    )
+            target = _version_id(session, f"{name}@{number}") if number is not None else None
+            event = _set_alias(session, adapter.id, alias, target, reason=reason, who=who)
+            return _alias_event(session, name, event)
+
+    def alias_events(self, name: str) -> list[AliasEvent]:
+        with self._read() as session:
+            adapter = _adapter(session, name)
+            rows = session.scalars(
+                select(AliasEventRow)
+                .where(col(AliasEventRow.adapter_id) == adapter.id)
+                .order_by(col(AliasEventRow.id))
+            ).all()
+            return [_alias_event(session, name, row) for row in rows]
+
+    # ---- datasets -----------------------------------------------------------------------------
+
+    def datasets(self) -> list[DatasetRecord]:
+        with self._read() as session:
+            return [_dataset(row) for row in session.scalars(select(DatasetRow).order_by(col(DatasetRow.id)))]
+
+    def dataset(self, digest: str) -> DatasetRecord | None:
+        with self._read() as session:
+            row = session.scalars(select(DatasetRow).where(col(DatasetRow.digest) == digest)).first()
+            return _dataset(row) if row else None
+
+    def dataset_uses(self, name: str | None = None) -> list[DatasetUse]:
+        with self._read() as session:
+            where = true() if name is None else col(AdapterRow.name) == name
+            uses = _dataset_uses(session, where)
+            return [use for version_uses in uses.values() for use in version_uses]
+
+    # ---- evals --------------------------------------------------------------------------------
+
+    def eval_results(self, name: str) -> list[EvalResult]:
+        with self._read() as session:
+            rows = session.execute(
+                select(EvalResultRow, col(DatasetRow.digest), col(VersionRow.number))
+                .join(DatasetRow, col(EvalResultRow.dataset_id) == col(DatasetRow.id))
+                .join(VersionRow, col(EvalResultRow.version_id) == col(VersionRow.id))
+                .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
+                .where(col(AdapterRow.name) == name)
+                .order_by(col(EvalResultRow.id))
+            ).all()
+            return [_eval(row, digest, f"{name}@{number}") for row, digest, number in rows]
+
+    @_retry_when_busy
+    def add_evals(self, name: str, number: int, evals: Sequence[NewEval]) -> None:
+        with self._write() as session:
+            _add_evals(session, evals, version_id=_version_id(session, f"{name}@{number}"))
+
+    def base_evals(self, base: BaseModelRecord) -> list[EvalResult]:
+        with self._read() as session:
+            rows = session.execute(
+                select(EvalResultRow, col(DatasetRow.digest))
+                .join(DatasetRow, col(EvalResultRow.dataset_id) == col(DatasetRow.id))
+                .join(BaseModelRow, col(EvalResultRow.base_model_id) == col(BaseModelRow.id))
+                .where(col(BaseModelRow.fingerprint) == _fingerprint(base))
+                .order_by(col(EvalResultRow.id))
+            ).all()
+            return [_eval(row, digest, None) for row, digest in rows]
+
+    @_retry_when_busy
+    def add_base_evals(self, base: BaseModelRecord, evals: Sequence[NewEval]) -> None:
+        with self._write() as session:
+            _add_evals(session, evals, base_model_id=_base_model_id(session, base))
+
+    # ---- suites -------------------------------------------------------------------------------
+
+    def suite(self, name: str) -> list[SuiteEntry]:
+        with self._read() as session:
+            adapter = _adapter(session, name)
+            rows = session.execute(
+                select(SuiteEntryRow, DatasetRow)
+                .join(DatasetRow, col(SuiteEntryRow.dataset_id) == col(DatasetRow.id))
+                .where(col(SuiteEntryRow.adapter_id) == adapter.id)
+                .order_by(col(SuiteEntryRow.id))
+            ).all()
+            return [_suite_entry(session, name, entry, dataset) for entry, dataset in rows]
+
+    @_retry_when_busy
+    def add_suite_entry(
+        self, name: str, dataset: NewDataset, *, label: str, role: str, version: int | None
+    ) -> SuiteEntry:
+        with self._write() as session:
+            _insert_ignore(session, AdapterRow, {"name": name, "created_at": now()}, ["name"])
+            adapter = _adapter(session, name)
+            dataset_id = _dataset_id(session, dataset)
+            entry = session.scalars(
+                select(SuiteEntryRow).where(
+                    col(SuiteEntryRow.adapter_id) == adapter.id, col(SuiteEntryRow.dataset_id) == dataset_id
+                )
+            ).first()
+            if entry is None:
+                assert adapter.id is not None
+                entry = SuiteEntryRow(
+                    adapter_id=adapter.id,
+                    dataset_id=dataset_id,
+                    label=label,
+                    role=role,
+                    added_by_version_id=_version_id(session, f"{name}@{version}") if version else None,
+                )
+                session.add(entry)
+                session.flush()
+            return _suite_entry(session, name, entry, session.get_one(DatasetRow, dataset_id))
+
+    # ---- publications and artifacts -----------------------------------------------------------
+
+    @_retry_when_busy
+    def add_publication(self, name: str, number: int, publication: Publication) -> None:
+        with self._write() as session:
+            session.add(
+                PublicationRow(
+                    version_id=_version_id(session, f"{name}@{number}"),
+                    kind=publication.kind,
+                    target=publication.target,
+                    details=publication.details,
+                    created_at=publication.created_at,
+                    created_by=publication.created_by,
+                )
+            )
+
+    def referenced_blobs(self) -> set[str]:
+        with self._read() as session:
+            artifacts = set(session.scalars(select(col(VersionRow.artifact_digest)).distinct()))
+            blobs = {b for b in session.scalars(select(col(DatasetRow.blob)).distinct()) if b}
+            return artifacts | blobs
+
+
+# ---- helpers that run inside a session ---------------------------------------------------------
+
+
+def _insert_ignore(session: Session, table: Any, values: dict[str, Any], keys: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING, so concurrent creators of the same row both succeed."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys))
+
+
+def _adapter(session: Session, name: str) -> AdapterRow:
+    adapter = session.scalars(select(AdapterRow).where(col(AdapterRow.name) == name)).first()
+    if adapter is None:
+        known = session.scalars(select(col(AdapterRow.name)).order_by(col(AdapterRow.name)).limit(20)).all()
+        hint = f"; known adapters: {', '.join(known)}" if known else "; the registry is empty"
+        raise NotFound(f"no adapter named {name!r}{hint}")
+    return adapter
+
+
+def _version_id(session: Session, ref: str) -> int:
+    name, _, number = ref.rpartition("@")
+    found = session.scalar(
+        select(col(VersionRow.id))
+        .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
+        .where(col(AdapterRow.name) == name, col(VersionRow.number) == int(number))
+    )
+    if found is None:
+        raise NotFound(f"{ref} does not exist")
+    return found
+
+
+def _number_of(session: Session, version_id: int) -> int:
+    return session.get_one(VersionRow, version_id).number
+
+
+def _fingerprint(base: BaseModelRecord) -> str:
+    return "|".join([base.model_id, base.revision or "", base.config_digest, base.weights_digest or ""])
+
+
+def _base_model_id(session: Session, base: BaseModelRecord) -> int:
+    fingerprint = _fingerprint(base)
+    _insert_ignore(session, BaseModelRow, {"fingerprint": fingerprint, **base.model_dump()}, ["fingerprint"])
+    found = session.scalar(select(col(BaseModelRow.id)).where(col(BaseModelRow.fingerprint) == fingerprint))
+    assert found is not None
+    return found
+
+
+def _dataset_id(session: Session, dataset: NewDataset) -> int:
+    _insert_ignore(session, DatasetRow, {**dataset.model_dump(), "created_at": now()}, ["digest"])
+    row = session.scalars(select(DatasetRow).where(col(DatasetRow.digest) == dataset.digest)).one()
+    if row.blob is None and dataset.blob is not None:
+        row.blob = dataset.blob  # a later registration may bring the copy an earlier one lacked
+    if row.tokens is None and dataset.tokens is not None:
+        row.tokens = dataset.tokens
+    assert row.id is not None
+    return row.id
+
+
+def _add_evals(
+    session: Session,
+    evals: Sequence[NewEval],
+    *,
+    version_id: int | None = None,
+    base_model_id: int | None = None,
+) -> None:
+    moment = now()
+    for result in evals:
+        session.add(
+            EvalResultRow(
+                version_id=version_id,
+                base_model_id=base_model_id,
+                dataset_id=_dataset_id(session, result.dataset),
+                metric=result.metric,
+                value=result.value,
+                label=result.label,
+                created_at=moment,
+            )
+        )
+
+
+def _set_alias(
+    session: Session, adapter_id: int, alias: str, version_id: int | None, *, reason: str | None, who: str
+) -> AliasEventRow:
+    existing = session.scalars(
+        select(AliasRow).where(col(AliasRow.adapter_id) == adapter_id, col(AliasRow.name) == alias)
+    ).first()
+    before = existing.version_id if existing else None
+    if version_id is None:
+        if existing is not None:
+            session.execute(delete(AliasRow).where(col(AliasRow.id) == existing.id))
+    elif existing is None:
+        session.add(AliasRow(adapter_id=adapter_id, name=alias, version_id=version_id))
+    else:
+        existing.version_id = version_id
+    event = AliasEventRow(
+        adapter_id=adapter_id,
+        alias=alias,
+        from_version_id=before,
+        to_version_id=version_id,
+        reason=reason,
+        created_by=who,
+        created_at=now(),
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def _alias_event(session: Session, name: str, row: AliasEventRow) -> AliasEvent:
+    return AliasEvent(
+        name=name,
+        alias=row.alias,
+        from_version=_number_of(session, row.from_version_id) if row.from_version_id else None,
+        to_version=_number_of(session, row.to_version_id) if row.to_version_id else None,
+        reason=row.reason,
+        created_by=row.created_by,
+        created_at=utc(row.created_at),
+    )
+
+
+def _dataset(row: DatasetRow) -> DatasetRecord:
+    return DatasetRecord(
+        digest=row.digest,
+        format=row.format,
+        rows=row.rows,
+        tokens=row.tokens,
+        source=row.source,
+        blob=row.blob,
+        created_at=utc(row.created_at),
+    )
+
+
+def _eval(row: EvalResultRow, digest: str, ref: str | None) -> EvalResult:
+    return EvalResult(
+        ref=ref,
+        dataset_digest=digest,
+        label=row.label,
+        metric=row.metric,
+        value=row.value,
+        created_at=utc(row.created_at),
+    )
+
+
+def _suite_entry(session: Session, name: str, entry: SuiteEntryRow, dataset: DatasetRow) -> SuiteEntry:
+    added = _number_of(session, entry.added_by_version_id) if entry.added_by_version_id else None
+    return SuiteEntry(
+        name=name,
+        label=entry.label,
+        role=entry.role,
+        dataset=_dataset(dataset),
+        added_by_version=added,
+    )
+
+
+def _dataset_uses(session: Session, where: ColumnElement[bool]) -> dict[int, list[DatasetUse]]:
+    rows = session.execute(
+        select(VersionDatasetRow, DatasetRow, col(VersionRow.number), col(AdapterRow.name))
+        .join(DatasetRow, col(VersionDatasetRow.dataset_id) == col(DatasetRow.id))
+        .join(VersionRow, col(VersionDatasetRow.version_id) == col(VersionRow.id))
+        .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
+        .where(where)
+        .order_by(col(VersionDatasetRow.id))
+    ).all()
+    uses: dict[int, list[DatasetUse]] = defaultdict(list)
+    for link, dataset, number, name in rows:
+        uses[link.version_id].append(
+            DatasetUse(
+                ref=f"{name}@{number}",
+                dataset=_dataset(dataset),
+                role=link.role,
+                rows=link.rows,
+                tokens=link.tokens,
+                label=link.label,
+            )
+        )
+    return uses
+
+
+def _load_versions(session: Session, where: ColumnElement[bool], *, full: bool) -> list[VersionRecord]:
+    """Versions matching ``where`` (over version and adapter columns), with their links, in few queries."""
+    parent = aliased(VersionRow)
+    parent_adapter = aliased(AdapterRow)
+    # sqlmodel's typed select stops at four entities; SQLAlchemy's takes any number.
+    rows = session.execute(
+        select_many(
+            VersionRow, col(AdapterRow.name), BaseModelRow, col(parent.number), col(parent_adapter.name)
+        )
+        .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
+        .join(BaseModelRow, col(VersionRow.base_model_id) == col(BaseModelRow.id))
+        .outerjoin(parent, col(VersionRow.parent_id) == col(parent.id))
+        .outerjoin(parent_adapter, col(parent.adapter_id) == col(parent_adapter.id))
+        .where(where)
+        .order_by(col(AdapterRow.name), col(VersionRow.number))
+    ).all()
+    if not rows:
+        return []
+
+    aliases: dict[int, list[str]] = defaultdict(list)
+    for version_id, alias in session.execute(
+        select(col(AliasRow.version_id), col(AliasRow.name))
+        .join(VersionRow, col(AliasRow.version_id) == col(VersionRow.id))
+        .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
+        .where(where)
+        .order_by(col(AliasRow.name))
+    ):
+        aliases[version_id].append(alias)
+
+    input_version = aliased(VersionRow)
+    input_adapter = aliased(AdapterRow)
+    inputs: dict[int, list[VersionInput]] = defaultdict(list)
+    for link, number, name in session.execute(
+        select(VersionInputRow, col(input_version.number), col(input_adapter.name))
+        .join(VersionRow, col(VersionInputRow.version_id) == col(VersionRow.id))
+        .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
+        .join(input_version, col(VersionInputRow.input_version_id) == col(input_version.id))
+        .join(input_adapter, col(input_version.adapter_id) == col(input_adapter.id))
+        .where(where)
+        .order_by(col(VersionInputRow.position))
+    ):
+        inputs[link.version_id].append(VersionInput(ref=f"{name}@{number}", weight=link.weight))
+
+    uses = _dataset_uses(session, where)
+    evals: dict[int, list[EvalResult]] = defaultdict(list)
+    publications: dict[int, list[Publication]] = defaultdict(list)
+    if full:
+        for result, digest, number, name in session.execute(
+            select(EvalResultRow, col(DatasetRow.digest), col(VersionRow.number), col(AdapterRow.name))
+            .join(DatasetRow, col(EvalResultRow.dataset_id) == col(DatasetRow.id))
+            .join(VersionRow, col(EvalResultRow.version_id) == col(VersionRow.id))
+            .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
+            .where(where)
+            .order_by(col(EvalResultRow.id))
+        ):
+            evals[result.version_id].append(_eval(result, digest, f"{name}@{number}"))
+        for publication in session.scalars(
+            select(PublicationRow)
+            .join(VersionRow, col(PublicationRow.version_id) == col(VersionRow.id))
+            .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
+            .where(where)
+            .order_by(col(PublicationRow.id))
+        ):
+            publications[publication.version_id].append(
+                Publication(
+                    kind=publication.kind,
+                    target=publication.target,
+                    details=publication.details,
+                    created_at=utc(publication.created_at),
+                    created_by=publication.created_by,
+                )
+            )
+
+    records = []
+    for version, name, base, parent_number, parent_name in rows:
+        assert version.id is not None
+        records.append(
+            VersionRecord(
+                name=name,
+                number=version.number,
+                kind=version.kind,
+                parent=f"{parent_name}@{parent_number}" if parent_number is not None else None,
+                base=BaseModelRecord(
+                    model_id=base.model_id,
+                    revision=base.revision,
+                    config_digest=base.config_digest,
+                    weights_digest=base.weights_digest,
+                ),
+                lora=version.lora,
+                training=version.training,
+                seed=version.seed,
+                libraries=version.libraries,
+                train_tokens=version.train_tokens,
+                final_loss=version.final_loss,
+                artifact_digest=version.artifact_digest,
+                created_at=utc(version.created_at),
+                created_by=version.created_by,
+                host=version.host,
+                note=version.note,
+                aliases=aliases.get(version.id, []),
+                datasets=uses.get(version.id, []),
+                evals=evals.get(version.id, []),
+                inputs=inputs.get(version.id, []),
+                publications=publications.get(version.id, []),
+            )
+        )
+    return records

@@ -1,0 +1,162 @@
+"""The registry's tables (sqlmodel). Rows stay inside store sessions; see ``store.py``.
+
+No ``from __future__ import annotations`` here: sqlmodel reads the annotations at class creation.
+Versions are append-only: nothing updates a version row after its insert, which is what makes a
+registered version immutable. Mutable state (aliases) lives in its own table with an event log.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _utc_column(**kwargs: Any) -> Any:
+    return Field(sa_column=Column(DateTime(timezone=True), nullable=False, **kwargs))
+
+
+class AdapterRow(SQLModel, table=True):
+    __tablename__ = "adapter"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=100)
+    max_regression: float = 0.05
+    created_at: datetime = _utc_column()
+
+
+class BaseModelRow(SQLModel, table=True):
+    __tablename__ = "base_model"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # model_id, revision and the digests joined: one unique key that treats NULLs as values, which
+    # a composite unique constraint would not (NULLs are distinct there in SQLite and PostgreSQL).
+    fingerprint: str = Field(unique=True, max_length=600)
+    model_id: str = Field(max_length=400)
+    revision: str | None = Field(default=None, max_length=80)
+    config_digest: str = Field(max_length=80)
+    weights_digest: str | None = Field(default=None, max_length=80)
+
+
+class VersionRow(SQLModel, table=True):
+    __tablename__ = "version"
+    __table_args__ = (UniqueConstraint("adapter_id", "number", name="uq_version_adapter_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    adapter_id: int = Field(foreign_key="adapter.id", index=True)
+    number: int
+    kind: str = Field(max_length=16)
+    parent_id: int | None = Field(default=None, foreign_key="version.id", index=True)
+    base_model_id: int = Field(foreign_key="base_model.id")
+    lora: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    training: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    seed: int | None = None
+    libraries: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    train_tokens: int | None = None
+    final_loss: float | None = None
+    artifact_digest: str = Field(max_length=80)
+    created_at: datetime = _utc_column()
+    created_by: str = Field(max_length=200)
+    host: str = Field(max_length=200)
+    note: str | None = None
+
+
+class DatasetRow(SQLModel, table=True):
+    __tablename__ = "dataset"
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest: str = Field(unique=True, max_length=80)
+    format: str = Field(max_length=32)
+    rows: int
+    tokens: int | None = None
+    source: str | None = None
+    blob: str | None = Field(default=None, max_length=80)
+    created_at: datetime = _utc_column()
+
+
+class VersionDatasetRow(SQLModel, table=True):
+    __tablename__ = "version_dataset"
+    __table_args__ = (UniqueConstraint("version_id", "dataset_id", "role", name="uq_version_dataset_role"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="version.id", index=True)
+    dataset_id: int = Field(foreign_key="dataset.id", index=True)
+    role: str = Field(max_length=16)
+    rows: int
+    tokens: int | None = None
+    label: str | None = Field(default=None, max_length=200)
+
+
+class EvalResultRow(SQLModel, table=True):
+    """A score of a version, or of a bare base model (version_id NULL), on one dataset."""
+
+    __tablename__ = "eval_result"
+    __table_args__ = (Index("ix_eval_result_base", "base_model_id", "dataset_id", "metric"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int | None = Field(default=None, foreign_key="version.id", index=True)
+    base_model_id: int | None = Field(default=None, foreign_key="base_model.id")
+    dataset_id: int = Field(foreign_key="dataset.id")
+    metric: str = Field(max_length=100)
+    value: float
+    label: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _utc_column()
+
+
+class AliasRow(SQLModel, table=True):
+    __tablename__ = "alias"
+    __table_args__ = (UniqueConstraint("adapter_id", "name", name="uq_alias_adapter_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    adapter_id: int = Field(foreign_key="adapter.id", index=True)
+    name: str = Field(max_length=100)
+    version_id: int = Field(foreign_key="version.id", index=True)
+
+
+class AliasEventRow(SQLModel, table=True):
+    __tablename__ = "alias_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    adapter_id: int = Field(foreign_key="adapter.id", index=True)
+    alias: str = Field(max_length=100)
+    from_version_id: int | None = Field(default=None, foreign_key="version.id")
+    to_version_id: int | None = Field(default=None, foreign_key="version.id")
+    reason: str | None = None
+    created_by: str = Field(max_length=200)
+    created_at: datetime = _utc_column()
+
+
+class VersionInputRow(SQLModel, table=True):
+    """An input of a stacked or merged version, in order, with its weight."""
+
+    __tablename__ = "version_input"
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="version.id", index=True)
+    input_version_id: int = Field(foreign_key="version.id")
+    position: int
+    weight: float
+
+
+class SuiteEntryRow(SQLModel, table=True):
+    __tablename__ = "suite_entry"
+    __table_args__ = (UniqueConstraint("adapter_id", "dataset_id", name="uq_suite_adapter_dataset"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    adapter_id: int = Field(foreign_key="adapter.id", index=True)
+    dataset_id: int = Field(foreign_key="dataset.id")
+    label: str = Field(max_length=200)
+    role: str = Field(max_length=16)
+    added_by_version_id: int | None = Field(default=None, foreign_key="version.id")
+
+
+class PublicationRow(SQLModel, table=True):
+    __tablename__ = "publication"
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="version.id", index=True)
+    kind: str = Field(max_length=16)
+    target: str
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _utc_column()
+    created_by: str = Field(max_length=200)

@@ -1,0 +1,80 @@
+"""What the CLI hands the trainer and what the trainer hands back.
+
+Plain and JSON-serialisable, because a multi-process run passes the job to worker processes as a file.
+The trainer never sees the registry: it gets local paths and records, and returns numbers and a folder.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from loraledger.schemas.specs import EvalSpec, LoraSpec, TrainSpec
+
+
+class BaseSource(BaseModel):
+    """A base model resolved to a local folder."""
+
+    model_id: str = Field(
+        description="Canonical id recorded in the registry and written into adapter configs."
+    )
+    path: Path
+    revision: str | None = None
+
+
+class TrainJob(BaseModel):
+    base: BaseSource
+    lora: LoraSpec
+    training: TrainSpec
+    records: list[dict[str, Any]] = Field(description="Training rows, replay rows included.")
+    replay_rows: int = 0
+    parent_adapter: Path | None = Field(None, description="Folder of the adapter to continue from.")
+    output_dir: Path
+    checkpoint_dir: Path
+    resume: bool = False
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+    quiet: bool = False
+
+
+class DataStats(BaseModel):
+    rows: int
+    sequences: int = Field(description="Sequences after splitting long documents into windows.")
+    windows_split: int = Field(
+        description="Extra windows created by splitting documents longer than max_length."
+    )
+    tokens: int = Field(description="Tokens fed to the model, every one of them (nothing is truncated).")
+    trained_tokens: int = Field(
+        description="Tokens that carry loss (completions only for prompt/completion)."
+    )
+    micro_batches: int
+    padding_share: float = Field(description="Padding positions / all computed positions.")
+
+
+class TrainOutcome(BaseModel):
+    adapter_dir: Path
+    final_loss: float | None
+    steps: int
+    seconds: float
+    tokens_per_second: float
+    data: DataStats
+    trainable_parameters: int
+    target_modules: list[str]
+    lora: LoraSpec
+    libraries: dict[str, str]
+    vocab_change: str | None = None
+    resumed_from: str | None = None
+    peak_rss_mb: float | None = None
+
+
+class EvalScore(BaseModel):
+    nll: float = Field(description="Mean negative log-likelihood per scored token (nats).")
+    perplexity: float
+    tokens: int
+
+
+class EvalJob(BaseModel):
+    base: BaseSource
+    adapter: Path | None = None
+    spec: EvalSpec = Field(default_factory=EvalSpec)
+    quantize: str = "none"

@@ -1,0 +1,210 @@
+"""Plain records the registry hands out and takes in.
+
+Rows never leave the store's session; these objects do. They carry no database handles, so the CLI
+can render them, dump them as JSON, or compare them without a connection.
+"""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+VersionKind = Literal["train", "stack", "merge", "import"]
+DatasetRole = Literal["train", "eval", "replay"]
+SuiteRole = Literal["update", "retention"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class BaseModelRecord(Record):
+    """A base model, identified by what it is (digests), not only by where it came from."""
+
+    model_id: str = Field(description="Canonical id: a Hub repo id, 'builtin:NAME' or a local path.")
+    revision: str | None = Field(None, description="Hub commit the weights came from, when from the Hub.")
+    config_digest: str = Field(description="sha256 of the canonical model config.")
+    weights_digest: str | None = Field(None, description="sha256 manifest digest of the weight files.")
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.config_digest}/{self.weights_digest or self.revision or '?'}"
+
+    def same_model(self, other: "BaseModelRecord") -> bool:
+        if self.config_digest != other.config_digest:
+            return False
+        if self.weights_digest and other.weights_digest:
+            return self.weights_digest == other.weights_digest
+        if self.revision and other.revision:
+            return self.revision == other.revision
+        return self.model_id == other.model_id
+
+
+class DatasetRecord(Record):
+    digest: str = Field(description="sha256 over the canonical records, tagged 'sha256:'.")
+    format: str
+    rows: int
+    tokens: int | None = None
+    source: str | None = Field(None, description="Path or URI the dataset was first read from.")
+    blob: str | None = Field(None, description="Artifact-store digest of the stored canonical copy.")
+    created_at: datetime
+
+    def as_new(self) -> "NewDataset":
+        """The same dataset as the registry takes it in (to link it to another version)."""
+        return NewDataset(
+            digest=self.digest,
+            format=self.format,
+            rows=self.rows,
+            tokens=self.tokens,
+            source=self.source,
+            blob=self.blob,
+        )
+
+
+class DatasetUse(Record):
+    """One dataset seen by one version, in one role."""
+
+    ref: str
+    dataset: DatasetRecord
+    role: DatasetRole
+    rows: int
+    tokens: int | None = None
+    label: str | None = None
+
+
+class EvalResult(Record):
+    ref: str | None = Field(None, description="Version scored, or None for the base model.")
+    dataset_digest: str
+    label: str | None = None
+    metric: str
+    value: float
+    created_at: datetime
+
+
+class VersionInput(Record):
+    ref: str
+    weight: float
+
+
+class Publication(Record):
+    """Something done with a version outside the registry: a push, a merge, an export."""
+
+    kind: Literal["push", "merge", "export"]
+    target: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    created_by: str
+
+
+class VersionRecord(Record):
+    name: str
+    number: int
+    kind: VersionKind
+    parent: str | None = Field(None, description="Ref of the version this one continued from.")
+    base: BaseModelRecord
+    lora: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+    seed: int | None = None
+    libraries: dict[str, str] = Field(default_factory=dict)
+    train_tokens: int | None = None
+    final_loss: float | None = None
+    artifact_digest: str
+    created_at: datetime
+    created_by: str
+    host: str
+    note: str | None = None
+    aliases: list[str] = Field(default_factory=list)
+    datasets: list[DatasetUse] = Field(default_factory=list)
+    evals: list[EvalResult] = Field(default_factory=list)
+    inputs: list[VersionInput] = Field(default_factory=list)
+    publications: list[Publication] = Field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.number}"
+
+    @property
+    def is_current(self) -> bool:
+        return "current" in self.aliases
+
+    @property
+    def train_digest(self) -> str | None:
+        """Digest of the (first) training dataset, the one the listing shows."""
+        for use in self.datasets:
+            if use.role == "train":
+                return use.dataset.digest
+        return None
+
+
+class AliasEvent(Record):
+    name: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    reason: str | None
+    created_by: str
+    created_at: datetime
+
+
+class SuiteEntry(Record):
+    """One eval set in an adapter's suite."""
+
+    name: str
+    label: str
+    role: SuiteRole
+    dataset: DatasetRecord
+    added_by_version: int | None = None
+
+
+class AdapterRecord(Record):
+    name: str
+    created_at: datetime
+    max_regression: float
+    versions: int
+    current: int | None
+
+
+class NewDataset(BaseModel):
+    """A dataset as the registry receives it: digest and counts, plus the blob holding its copy."""
+
+    digest: str
+    format: str
+    rows: int
+    tokens: int | None = None
+    source: str | None = None
+    blob: str | None = None
+
+
+class NewDatasetUse(BaseModel):
+    dataset: NewDataset
+    role: DatasetRole
+    rows: int
+    tokens: int | None = None
+    label: str | None = None
+
+
+class NewEval(BaseModel):
+    dataset: NewDataset
+    metric: str
+    value: float
+    label: str | None = None
+
+
+class NewVersion(BaseModel):
+    """Everything needed to register a version; numbering and timestamps are the registry's."""
+
+    name: str
+    kind: VersionKind
+    parent: str | None = None
+    base: BaseModelRecord
+    lora: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+    seed: int | None = None
+    libraries: dict[str, str] = Field(default_factory=dict)
+    train_tokens: int | None = None
+    final_loss: float | None = None
+    artifact_digest: str
+    note: str | None = None
+    datasets: list[NewDatasetUse] = Field(default_factory=list)
+    evals: list[NewEval] = Field(default_factory=list)
+    inputs: list[tuple[str, float]] = Field(default_factory=list)

@@ -1,0 +1,182 @@
+"""Finding, loading and describing base models: built-in, local folders and Hub ids, one code path.
+
+Loading is where transformers v5 differs from older recipes: quantization goes through
+``quantization_config=BitsAndBytesConfig(...)`` and precision through ``dtype=``.
+"""
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loraledger.schemas.errors import Conflict, InvalidInput, NotFound
+from loraledger.schemas.jobs import BaseSource
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+
+
+def resolve_base(
+    model_id: str,
+    *,
+    cache_dir: Path,
+    revision: str | None = None,
+    allow_pickle: bool = False,
+    progress: Any = None,
+) -> BaseSource:
+    """Turn ``builtin:NAME``, a local folder or a Hub id into a local folder we can load."""
+    from loraledger.trainer import builtin
+
+    if builtin.is_builtin(model_id):
+        if model_id not in builtin.builtin_names():
+            raise NotFound(
+                f"unknown built-in model {model_id!r}: choose one of {', '.join(builtin.builtin_names())}"
+            )
+        path = builtin.ensure_builtin(model_id, cache_dir / "builtin", progress=progress)
+        return BaseSource(model_id=model_id, path=path)
+    local = Path(model_id).expanduser()
+    if local.is_dir():
+        _check_model_folder(local, allow_pickle=allow_pickle)
+        return BaseSource(model_id=str(local.resolve()), path=local.resolve())
+    if local.suffix or model_id.startswith((".", "/", "~")) or model_id.count("/") > 1:
+        raise NotFound(f"unknown base model {model_id!r}: no such folder")
+    path, commit = _download(model_id, revision)
+    _check_model_folder(path, allow_pickle=allow_pickle)
+    return BaseSource(model_id=model_id, path=path, revision=commit)
+
+
+def _download(repo_id: str, revision: str | None) -> tuple[Path, str]:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        folder = Path(str(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_PATTERNS)))
+    except RepositoryNotFoundError:
+        raise NotFound(f"unknown base model {repo_id!r}: no such local folder or Hub repository") from None
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+        raise NotFound(
+            f"unknown base model {repo_id!r}: not a built-in, not a local folder, and the Hub could not be "
+            f"reached ({type(exc).__name__})"
+        ) from None
+    # The snapshot folder is named after the commit it holds.
+    return folder, folder.name
+
+
+def _check_model_folder(path: Path, *, allow_pickle: bool) -> None:
+    if not (path / "config.json").is_file():
+        raise InvalidInput(f"{path} is not a model folder: it has no config.json")
+    safetensors = list(path.glob("*.safetensors"))
+    pickled = [p for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
+    if not safetensors and pickled and not allow_pickle:
+        raise InvalidInput(
+            f"{path} holds only pickled weights ({pickled[0].name}); loading them can run arbitrary code. "
+            "Convert them to safetensors, or pass --allow-pickle if you trust the source"
+        )
+
+
+def weight_files(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.suffix == ".safetensors" or p.suffix in PICKLE_SUFFIXES)
+
+
+def pick_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def compute_dtype(precision: str, device: str) -> "torch.dtype":
+    import torch
+
+    if precision == "auto":
+        precision = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if precision in ("bf16", "fp16") and device == "cpu":
+        raise InvalidInput(f"{precision} training needs a GPU here; use --precision fp32 (or auto) on CPU")
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+
+
+def load_tokenizer(
+    source: BaseSource, *, trust_remote_code: bool = False
+) -> tuple["PreTrainedTokenizerBase", str | None]:
+    """The base's tokenizer, with a pad token; returns (tokenizer, description of any vocabulary change)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=trust_remote_code)
+    change = None
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is not None:
+            # Reusing EOS keeps the vocabulary (and so the embeddings) untouched; packed batches
+            # never pad anyway, and labels mask padding by position, not by token id.
+            tokenizer.pad_token = tokenizer.eos_token
+        else:
+            tokenizer.add_special_tokens({"pad_token": "<pad>"})
+            change = f"added pad token '<pad>' (vocabulary {len(tokenizer) - 1} -> {len(tokenizer)})"
+    return tokenizer, change
+
+
+def load_model(
+    source: BaseSource,
+    *,
+    quantize: str = "none",
+    dtype: "torch.dtype | None" = None,
+    device: str | None = None,
+    trust_remote_code: bool = False,
+) -> "PreTrainedModel":
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    device = device or pick_device()
+    dtype = dtype or torch.float32
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+    if quantize == "4bit":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )
+    elif quantize == "8bit":
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+    elif quantize != "none":
+        raise InvalidInput(f"unknown quantization {quantize!r}: use 4bit, 8bit or none")
+    if quantize != "none":
+        kwargs["device_map"] = {"": device if device == "cpu" else _local_cuda_device()}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"cannot load {source.model_id} as a causal LM: {str(exc).splitlines()[0]}"
+        ) from None
+    if quantize == "none":
+        model.to(device)
+    # The KV cache would also disable the packed-sequence masks that keep documents apart.
+    model.config.use_cache = False
+    return model
+
+
+def _local_cuda_device() -> int:
+    import os
+
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def default_target_modules(model: "PreTrainedModel") -> list[str]:
+    """The usual LoRA targets for this architecture (peft's own table), else attention projections found."""
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as KNOWN
+
+    model_type = getattr(model.config, "model_type", "")
+    if model_type in KNOWN:
+        return list(KNOWN[model_type])
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    for candidates in (["q_proj", "v_proj"], ["query", "value"], ["c_attn"], ["qkv_proj"], ["Wqkv"]):
+        if set(candidates) <= names:
+            return candidates
+    raise Conflict(
+        f"cannot tell which modules to adapt in a {model_type!r} model: "
+        "pass --target-modules (e.g. q_proj,v_proj)"
+    )
+
+
+def vocabulary_size(model: "PreTrainedModel") -> int:
+    return int(model.get_input_embeddings().weight.shape[0])
