@@ -1,8 +1,9 @@
 """Base-model fingerprints: what the weights are, not only what they are called.
 
 ``config_digest`` covers the architecture (config.json without bookkeeping keys); ``weights_digest`` is
-the manifest digest of the weight files. Hashing a 15 GB checkpoint takes a while, so digests are cached
-by (path, size, modification time) under the home's cache folder.
+the manifest digest of the weight files and the files that define the vocabulary (an adapter is only
+meaningful with the token ids it was trained on). Hashing a 15 GB checkpoint takes a while, so digests
+are cached by (path, size, modification time) under the home's cache folder.
 """
 
 import json
@@ -16,6 +17,8 @@ from loraledger.schemas.records import BaseModelRecord
 # Keys that change with the saving library or the folder, not with the model.
 VOLATILE_CONFIG_KEYS = ("transformers_version", "_name_or_path", "torch_dtype", "dtype", "use_cache")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+# Vocabulary files only: tokenizer_config.json also holds settings that re-saving rewrites.
+VOCABULARY_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "merges.txt", "spiece.model")
 
 
 def fingerprint(source: BaseSource, cache_dir: Path) -> BaseModelRecord:
@@ -27,7 +30,7 @@ def fingerprint(source: BaseSource, cache_dir: Path) -> BaseModelRecord:
     weights = {
         file.name: cache.digest(file)
         for file in sorted(source.path.iterdir())
-        if file.suffix in WEIGHT_SUFFIXES and file.is_file()
+        if (file.suffix in WEIGHT_SUFFIXES or file.name in VOCABULARY_FILES) and file.is_file()
     }
     cache.save()
     return BaseModelRecord(

@@ -56,7 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point with the one error handler."""
     verbose = any(arg in ("-v", "-vv", "--verbose") for arg in (argv if argv is not None else sys.argv[1:]))
     try:
-        cli.main(args=argv, prog_name="adapters", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="adapters", standalone_mode=False)
+        # Without standalone mode, click returns (not raises) the code of a `ctx.exit(N)`.
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

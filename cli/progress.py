@@ -36,7 +36,8 @@ class TrainBar:
 
     def __init__(self, progress: Progress, description: str) -> None:
         self.progress = progress
-        self.task = progress.add_task(description, total=None, status="starting")
+        self.description = description
+        self.task: TaskID | None = None  # drawn at the first step: a refused run shows no empty bar
 
     def __call__(self, step: int, total: int, loss: float | None, tokens: int, elapsed: float) -> None:
         speed = tokens / elapsed if elapsed > 0 else 0.0
@@ -45,6 +46,9 @@ class TrainBar:
             if loss is not None
             else f"step {step}"
         )
+        if self.task is None:
+            # A resumed run starts at its checkpoint's step; the bar's ETA counts from there.
+            self.task = self.progress.add_task(self.description, total=total, completed=step - 1, status="")
         self.progress.update(self.task, completed=step, total=total, status=status)
 
 

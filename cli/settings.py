@@ -4,10 +4,12 @@ down to the registry and the trainer.
 - ``ADAPTERS_HOME`` (default ``~/.adapters``, or ``--home``): ``registry.db``, ``artifacts/``,
   ``cache/`` (built-in models, fingerprints), ``runs/`` (checkpoints and logs of training runs).
 - ``ADAPTERS_DB``: any SQLAlchemy URL (``postgresql+psycopg://user@host/db``) instead of the SQLite file.
-- ``ADAPTERS_STORE``: any fsspec URL (``s3://bucket/prefix``) instead of the local artifact folder.
+- ``ADAPTERS_STORE``: any fsspec URL (``s3://bucket/prefix``) instead of the local artifact folder;
+  its credentials and endpoint come from the environment (``AWS_*``, ``FSSPEC_S3_*``).
 - ``ADAPTERS_CACHE``: where built-in base models and fingerprints are cached (default ``HOME/cache``);
   several homes can share one.
 - ``ADAPTERS_USER``: who is recorded as author of versions and alias moves (default: the login name).
+- ``ADAPTERS_FAULT``: a test hook that crashes or fails a command at a named point (cli/faults.py).
 """
 
 import getpass
@@ -33,7 +35,10 @@ class Settings:
 
     @classmethod
     def load(cls, home: Path | None = None, verbose: int = 0) -> "Settings":
+        from loraledger.cli import faults
+
         env = os.environ
+        faults.configure(env.get(faults.ENV))  # a test hook; see cli/faults.py
         home = (home or Path(env.get("ADAPTERS_HOME") or Path.home() / ".adapters")).expanduser().resolve()
         return cls(
             home=home,
@@ -50,9 +55,14 @@ class Settings:
         return self.home / "runs"
 
     def open_registry(self) -> "Registry":
+        from loraledger.cli import faults
         from loraledger.registry import Registry
 
-        return Registry.open(self.db_url, self.store_url, user=self.user, host=self.host)
+        # Storage options (credentials, endpoint) for an s3:// store come from the environment and
+        # fsspec's configuration (AWS_*, FSSPEC_S3_*), as for any other boto-based tool.
+        registry = Registry.open(self.db_url, self.store_url, user=self.user, host=self.host)
+        faults.install(registry)
+        return registry
 
 
 def _login() -> str:

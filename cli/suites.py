@@ -1,42 +1,174 @@
-"""Eval suites and the forgetting gate.
+"""Eval suites, scoring, and the forgetting gate.
 
 An adapter's suite holds the eval split of every update (role ``update``) and general-text retention
-sets (role ``retention``). A new version is scored on all of them; the gate compares it with its parent
-on the sets that existed before this update — retention sets and earlier updates' eval sets — and holds
+sets (role ``retention``). A new version is scored on all of them; its parent and the base model are
+scored on whatever they lack (the base once per dataset, then cached in the registry), so that every
+cell of the matrix has something to compare with. The gate compares the new version with its parent on
+the sets that existed before this update — retention sets and earlier updates' eval splits — and holds
 ``current`` back when any of them got worse by more than the adapter's threshold.
 """
 
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from loraledger.cli.settings import Settings
 from loraledger.registry import Registry
+from loraledger.registry.forgetting import Regression, latest_scores, regressions
+from loraledger.schemas.errors import Conflict
 from loraledger.schemas.jobs import BaseSource, EvalScore
-from loraledger.schemas.records import NewDataset, NewEval, VersionRecord
-from loraledger.schemas.specs import Recipe
+from loraledger.schemas.records import (
+    BaseModelRecord,
+    EvalResult,
+    NewDataset,
+    NewEval,
+    SuiteEntry,
+    VersionRecord,
+)
+from loraledger.schemas.specs import EvalSpec, Recipe
+
+__all__ = ["Regression", "Scorer", "add_suite_file", "gate", "score_update", "suite_sets", "update_label"]
 
 
 @dataclass(frozen=True)
-class Regression:
+class EvalSet:
+    """A dataset to score, with the label its scores are recorded under."""
+
     label: str
-    before: float
-    after: float
-
-    @property
-    def change(self) -> float:
-        """Relative change of mean NLL: 0.05 is 5% worse."""
-        return (self.after - self.before) / self.before
+    dataset: NewDataset
+    role: str = "extra"
 
 
-def suite_sets(registry: Registry, name: str) -> dict[str, tuple[str, str, NewDataset]]:
-    """digest -> (label, role, dataset) for the adapter's current suite."""
+def suite_sets(registry: Registry, name: str) -> dict[str, EvalSet]:
+    """digest -> set, for the adapter's current suite (empty for an adapter not registered yet)."""
     if not registry.exists(name):
         return {}
     return {
-        entry.dataset.digest: (entry.label, entry.role, entry.dataset.as_new())
+        entry.dataset.digest: EvalSet(entry.label, entry.dataset.as_new(), entry.role)
         for entry in registry.suite(name)
     }
+
+
+def update_label(registry: Registry, name: str, source: str, taken: Iterable[str] = ()) -> str:
+    """A short, unused label for an update's eval split: the file's stem."""
+    used = {s.label for s in suite_sets(registry, name).values()} | set(taken)
+    stem = Path(source).stem or "eval"
+    label, n = stem, 2
+    while label in used:
+        label, n = f"{stem} ({n})", n + 1
+    return label
+
+
+def add_suite_file(registry: Registry, name: str, path: Path, *, label: str | None = None) -> SuiteEntry:
+    """Read a file, keep a canonical copy, and add it to NAME's suite as a retention set."""
+    from loraledger.registry.digests import canonical_records
+    from loraledger.schemas.names import check_name
+    from loraledger.trainer.datafiles import read_records
+
+    check_name(name, "adapter name")
+    loaded = read_records(path)
+    dataset = registry.store_dataset(
+        canonical_records(loaded.records), format=loaded.format, source=loaded.source
+    )
+    sets = suite_sets(registry, name)
+    if dataset.digest in sets:  # the same records again: nothing to do, unless asked to relabel
+        existing = sets[dataset.digest]
+        if label is not None and label != existing.label:
+            raise Conflict(f"{path} is already in {name}'s suite as {existing.label!r} ({existing.role})")
+        return next(e for e in registry.suite(name) if e.dataset.digest == dataset.digest)
+    label = label or (Path(loaded.source).stem or "retention")
+    if any(s.label == label for s in sets.values()):
+        raise Conflict(f"{name}'s suite already has a set labelled {label!r}: pass another --label")
+    return registry.add_to_suite(name, dataset, label=label, role="retention")
+
+
+@dataclass
+class Scorer:
+    """Scores adapters and base models on datasets kept in the registry, reusing recorded scores.
+
+    The base model is located lazily (``source``): a request whose scores are all recorded already
+    never loads a model.
+    """
+
+    registry: Registry
+    base: BaseModelRecord
+    source: Callable[[], BaseSource]
+    spec: EvalSpec = field(default_factory=EvalSpec)
+    quantize: str = "none"
+    text_field: str = "text"
+    stage: Callable[[str], None] = lambda message: None
+    _source: BaseSource | None = None
+
+    def base_source(self) -> BaseSource:
+        if self._source is None:
+            self._source = self.source()
+        return self._source
+
+    def score(self, adapter: Path | None, sets: Mapping[str, EvalSet]) -> list[NewEval]:
+        """Score (the base with) ``adapter`` on every set: NLL and perplexity per set."""
+        from loraledger.trainer.evaluate import score_sets
+
+        if not sets:
+            return []
+        rows = {digest: self.registry.dataset_rows(digest) for digest in sets}
+        scores = score_sets(
+            self.base_source(),
+            adapter,
+            rows,
+            self.spec,
+            quantize=self.quantize,
+            text_field=self.text_field,
+        )
+        return evals_from_scores(scores, sets)
+
+    def ensure_version(
+        self, version: VersionRecord, sets: Mapping[str, EvalSet], *, rescore: bool = False
+    ) -> list[NewEval]:
+        """Score ``version`` on the sets it has no NLL for (all of them with ``rescore``)."""
+        have = {} if rescore else latest_scores(self.registry.resolve(version.ref).evals).get(version.ref, {})
+        missing = {digest: s for digest, s in sets.items() if digest not in have}
+        if not missing:
+            return []
+        self.stage(f"scoring {version.ref} on {len(missing)} set(s)")
+        with tempfile.TemporaryDirectory(prefix="loraledger-eval-") as scratch:
+            adapter = self.registry.checkout(version.ref, Path(scratch) / "adapter")
+            check_adapter_folder(version, adapter)
+            evals = self.score(adapter, missing)
+        self.registry.record_evals(version.ref, evals)
+        return evals
+
+    def ensure_base(self, sets: Mapping[str, EvalSet], *, rescore: bool = False) -> list[NewEval]:
+        """Score the base model on the sets it has no NLL for: once per dataset, then cached."""
+        have = {} if rescore else base_scores(self.registry, self.base)
+        missing = {digest: s for digest, s in sets.items() if digest not in have}
+        if not missing:
+            return []
+        self.stage(f"scoring the base {self.base.model_id} on {len(missing)} set(s) (cached afterwards)")
+        evals = self.score(None, missing)
+        self.registry.record_base_evals(self.base, evals)
+        return evals
+
+
+def base_scores(registry: Registry, base: BaseModelRecord) -> dict[str, float]:
+    return latest_scores(registry.base_evals(base)).get(None, {})
+
+
+def version_scores(results: Iterable[EvalResult], ref: str) -> dict[str, float]:
+    return latest_scores(results).get(ref, {})
+
+
+def check_adapter_folder(version: VersionRecord, folder: Path) -> None:
+    if not (folder / "adapter_config.json").is_file():
+        raise Conflict(f"{version.ref} ({version.kind}) holds no LoRA adapter to score")
+
+
+def evals_from_scores(scores: Mapping[str, EvalScore], sets: Mapping[str, EvalSet]) -> list[NewEval]:
+    evals = []
+    for digest, score in scores.items():
+        eval_set = sets[digest]
+        for metric, value in (("nll", score.nll), ("perplexity", score.perplexity)):
+            evals.append(NewEval(dataset=eval_set.dataset, metric=metric, value=value, label=eval_set.label))
+    return evals
 
 
 def score_update(
@@ -44,84 +176,62 @@ def score_update(
     name: str,
     parent: VersionRecord | None,
     source: BaseSource,
+    base: BaseModelRecord,
     adapter_dir: Path,
-    new_sets: dict[str, NewDataset],
+    new_sets: Mapping[str, NewDataset],
     recipe: Recipe,
-    settings: Settings,
-) -> tuple[list[NewEval], dict[str, tuple[str, str]]]:
-    """Score the new adapter on its suite (plus this update's eval sets); make sure the parent and the
-    base have scores on the gated sets too. Returns the new version's evals and digest -> (label, role)
-    of the sets that existed before this update."""
-    from loraledger.trainer.evaluate import score_sets
-
+    stage: Callable[[str], None] = lambda message: None,
+) -> tuple[list[NewEval], dict[str, str]]:
+    """Score a freshly trained adapter on its whole suite plus this update's eval splits (label ->
+    dataset); make sure the parent and the base have scores on all of them too. Returns the new
+    version's evals and the gated sets (digest -> label): those in the suite before this update."""
     earlier = suite_sets(registry, name)
-    sets = {digest: (label, role, dataset) for digest, (label, role, dataset) in earlier.items()}
+    sets = dict(earlier)
     for label, dataset in new_sets.items():
-        sets.setdefault(dataset.digest, (label, "update", dataset))
-    if not sets:
-        return [], {}
-    rows = {digest: registry.dataset_rows(digest) for digest in sets}
-    quantize = recipe.training.quantize
-    scores = score_sets(source, adapter_dir, rows, recipe.eval, quantize=quantize)
-    evals = _evals(scores, sets)
-
+        sets.setdefault(dataset.digest, EvalSet(label, dataset, "update"))
+    scorer = Scorer(
+        registry,
+        base,
+        lambda: source,
+        spec=recipe.eval,
+        quantize=recipe.training.quantize,
+        text_field=recipe.training.text_field,
+        stage=stage,
+    )
+    stage(f"scoring the new adapter on {len(sets)} eval set(s)")
+    evals = scorer.score(adapter_dir, sets)
     if parent is not None:
-        scored = {(r.dataset_digest, r.metric) for r in registry.resolve(parent.ref).evals}
-        missing = {d: rows[d] for d in earlier if (d, "nll") not in scored}
-        if missing:
-            with tempfile.TemporaryDirectory(prefix="loraledger-parent-") as scratch:
-                parent_dir = registry.checkout(parent.ref, Path(scratch) / "adapter")
-                parent_scores = score_sets(source, parent_dir, missing, recipe.eval, quantize=quantize)
-            registry.record_evals(parent.ref, _evals(parent_scores, sets))
-
-    base = parent.base if parent else None
-    if base is not None:
-        have = {(r.dataset_digest, r.metric) for r in registry.store.base_evals(base)}
-        missing = {d: rows[d] for d in sets if (d, "nll") not in have}
-        if missing:
-            base_scores = score_sets(source, None, missing, recipe.eval, quantize=quantize)
-            registry.store.add_base_evals(base, _evals(base_scores, sets))
-    return evals, {digest: (label, role) for digest, (label, role, _) in earlier.items()}
+        scorer.ensure_version(parent, sets)
+    scorer.ensure_base(sets)
+    return evals, {digest: s.label for digest, s in earlier.items()}
 
 
 def gate(
     registry: Registry,
     parent: VersionRecord,
     evals: list[NewEval],
-    gated: dict[str, tuple[str, str]],
+    gated: Mapping[str, str],
     threshold: float,
 ) -> list[Regression]:
-    """Sets that existed before this update and got worse than the parent by more than ``threshold``."""
-    before = {r.dataset_digest: r.value for r in registry.resolve(parent.ref).evals if r.metric == "nll"}
-    regressions = []
-    for result in evals:
-        digest = result.dataset.digest
-        if result.metric != "nll" or digest not in gated or digest not in before:
-            continue
-        regression = Regression(label=gated[digest][0], before=before[digest], after=result.value)
-        if regression.change > threshold:
-            regressions.append(regression)
-    return regressions
+    """Gated sets (digest -> label) on which the new version is worse than its parent by more than
+    ``threshold`` (relative NLL), worst first."""
+    before = version_scores(registry.resolve(parent.ref).evals, parent.ref)
+    after = {result.dataset.digest: result.value for result in evals if result.metric == "nll"}
+    return regressions(before, after, gated, threshold)
 
 
-def _evals(scores: dict[str, EvalScore], sets: dict[str, tuple[str, str, NewDataset]]) -> list[NewEval]:
-    evals = []
-    for digest, score in scores.items():
-        label, _, dataset = sets[digest]
-        evals.append(NewEval(dataset=dataset, metric="nll", value=score.nll, label=label))
-        evals.append(NewEval(dataset=dataset, metric="perplexity", value=score.perplexity, label=label))
-    return evals
-
-
-def add_suite_file(registry: Registry, name: str, path: Path, *, role: str, label: str | None = None) -> str:
-    """Read a file, keep a canonical copy, and put it in NAME's suite; returns the label used."""
-    from loraledger.registry.digests import canonical_records
-    from loraledger.trainer.datafiles import read_records
-
-    loaded = read_records(path)
-    dataset = registry.store_dataset(
-        canonical_records(loaded.records), format=loaded.format, source=loaded.source
-    )
-    label = label or f"{role}: {path.stem}"
-    entry = registry.add_to_suite(name, dataset, label=label, role=role)
-    return entry.label
+def advice(name: str, ref: str, regressed: list[Regression], *, promoted: bool) -> list[str]:
+    """What to tell a user whose update forgot: which sets, how much, and what to do next."""
+    lines = [
+        f"{r.label}: NLL {r.before:.4f} -> {r.after:.4f} ({r.change:+.1%}) against the parent"
+        for r in regressed
+    ]
+    if promoted:
+        lines.append(f"{name}@current moved anyway (--force); undo with `adapters rollback {name}`")
+    else:
+        lines.append(
+            f"{ref} is registered but {name}@current did not move. Retrain with --replay 0.3 to mix "
+            f"earlier data back in (and/or a lower --lr), accept it with `adapters promote {ref}`, "
+            f"or keep the current version"
+        )
+    return lines

@@ -12,14 +12,15 @@ import logging
 import random
 import shutil
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from loraledger.cli import faults
 from loraledger.cli.fingerprints import fingerprint
 from loraledger.cli.settings import Settings
-from loraledger.cli.suites import Regression, gate, score_update
+from loraledger.cli.suites import Regression, gate, score_update, update_label
 from loraledger.registry import Registry
 from loraledger.registry.digests import bytes_digest, canonical_json, canonical_records
 from loraledger.schemas.errors import Conflict, InvalidInput
@@ -28,6 +29,9 @@ from loraledger.schemas.names import Ref, check_name
 from loraledger.schemas.records import NewDataset, NewDatasetUse, NewEval, NewVersion, VersionRecord
 from loraledger.schemas.specs import Recipe
 from loraledger.trainer.datafiles import LoadedData, read_records
+
+if TYPE_CHECKING:
+    from loraledger.cli.runlog import RunLog
 
 log = logging.getLogger("loraledger.update")
 
@@ -42,6 +46,8 @@ class UpdateRequest:
     parent: str | None = None
     fresh: bool = False
     eval_files: list[Path] = field(default_factory=list)
+    # Data to replay besides the lineage's (e.g. general text like the base's); needs recipe replay > 0.
+    replay_files: list[Path] = field(default_factory=list)
     run_eval: bool = True
     force: bool = False
     resume: bool = False
@@ -74,7 +80,14 @@ class Hooks:
 
 
 def run_update(settings: Settings, request: UpdateRequest, hooks: Hooks | None = None) -> UpdateResult:
-    hooks = hooks or Hooks()
+    """Run one update, logging its stages and the libraries' messages to the run's train.log."""
+    from loraledger.cli.runlog import RunLog
+
+    with RunLog() as run_log:
+        return _update(settings, request, run_log.wrap(hooks or Hooks()), run_log)
+
+
+def _update(settings: Settings, request: UpdateRequest, hooks: Hooks, run_log: "RunLog") -> UpdateResult:
     warnings: list[str] = []
 
     def warn(message: str) -> None:
@@ -84,9 +97,12 @@ def run_update(settings: Settings, request: UpdateRequest, hooks: Hooks | None =
     check_name(request.name, "adapter name")
     registry = settings.open_registry()
 
-    # 1. Parent and base.
+    # 1. Parent and base. Where `current` stands now decides, at registration, whether it may move.
+    current_at_start = registry.store.aliases(request.name).get("current")
     parent = _parent(registry, request)
-    base_id = request.base or (parent.base.model_id if parent else None)
+    # --fresh starts a new LoRA on the adapter's current base unless --base names another.
+    latest = parent or (_parent(registry, replace(request, fresh=False)) if request.fresh else None)
+    base_id = request.base or (latest.base.model_id if latest else None)
     if base_id is None:
         raise InvalidInput(f"{request.name} is a new adapter: pass --base MODEL (e.g. --base builtin:tiny)")
     if (
@@ -105,13 +121,20 @@ def run_update(settings: Settings, request: UpdateRequest, hooks: Hooks | None =
     train_data = [read_records(path, text_field=recipe.training.text_field) for path in request.data]
     eval_data = [read_records(path, text_field=recipe.training.text_field) for path in request.eval_files]
     train_records = [record for loaded in train_data for record in loaded.records]
-    replay_records, replay_sources = _replay(registry, parent, recipe, len(train_records), warn)
+    replay_data = [read_records(path, text_field=recipe.training.text_field) for path in request.replay_files]
+    replay_records, replay_sources = _replay(registry, parent, recipe, len(train_records), warn, replay_data)
     if parent:
-        seen = {use.dataset.digest for use in registry.lineage_datasets(parent)}
+        seen = registry.already_trained(parent, [_digest(loaded) for loaded in train_data])
         for loaded in train_data:
             digest = _digest(loaded)
             if digest in seen:
-                warn(f"{loaded.source} ({digest[:19]}) was already trained on in {request.name}'s lineage")
+                warn(
+                    f"{loaded.source} ({digest[:19]}) was already trained on by {seen[digest]}, in the "
+                    f"lineage of {parent.ref} that this update continues"
+                )
+
+    # The replayed rows are part of what is trained on: the run folder's key covers them too.
+    replayed = LoadedData(records=replay_records, format="replay", source="replay", files=0)
 
     # 3. Base model: resolve (building a built-in on first use) and fingerprint.
     hooks.stage(f"loading base {base_id}")
@@ -133,9 +156,14 @@ def run_update(settings: Settings, request: UpdateRequest, hooks: Hooks | None =
         )
 
     # 4. Train in a run folder that survives crashes (checkpoints for --resume, the log).
-    run_dir = _run_dir(settings, request, parent, base.fingerprint, train_data, recipe)
+    run_dir = _run_dir(settings, request, parent, base.fingerprint, [*train_data, replayed], recipe, warn)
+    run_log.open(run_dir / "train.log")
     with tempfile.TemporaryDirectory(prefix="loraledger-parent-") as scratch:
-        parent_dir = registry.checkout(parent.ref, Path(scratch) / "parent") if parent else None
+        parent_dir = (
+            registry.checkout(parent.ref, Path(scratch) / "parent", allow_pickle=request.allow_pickle)
+            if parent
+            else None
+        )
         job = TrainJob(
             base=source,
             lora=recipe.lora,
@@ -150,10 +178,10 @@ def run_update(settings: Settings, request: UpdateRequest, hooks: Hooks | None =
             trust_remote_code=request.trust_remote_code,
         )
         hooks.stage(f"training {request.name} ({'continuing ' + parent.ref if parent else 'fresh'})")
-        outcome = _train(job, request.num_processes, run_dir, hooks.train_progress)
+        outcome = _train(job, request.num_processes, run_dir, _fault_point(hooks.train_progress))
+    faults.point("trained")
 
-    # 5. Store the adapter and the data it saw.
-    artifact = registry.put_artifact(outcome.adapter_dir)
+    # 5. Store the data it saw (the eval below reads the stored copies).
     uses = [
         NewDatasetUse(dataset=_store(registry, loaded), role="train", rows=len(loaded.records))
         for loaded in train_data
@@ -162,9 +190,10 @@ def run_update(settings: Settings, request: UpdateRequest, hooks: Hooks | None =
         NewDatasetUse(dataset=dataset, role="replay", rows=rows, label=label)
         for dataset, rows, label in replay_sources
     ]
-    eval_sets = {
-        f"{request.name} update eval ({loaded.source})": _store(registry, loaded) for loaded in eval_data
-    }
+    eval_sets: dict[str, NewDataset] = {}
+    for loaded in eval_data:
+        label = update_label(registry, request.name, loaded.source, taken=eval_sets)
+        eval_sets[label] = _store(registry, loaded)
     uses += [
         NewDatasetUse(dataset=dataset, role="eval", rows=dataset.rows, label=label)
         for label, dataset in eval_sets.items()
@@ -176,17 +205,20 @@ def run_update(settings: Settings, request: UpdateRequest, hooks: Hooks | None =
     evals: list[NewEval] = []
     if request.run_eval:
         hooks.stage("evaluating on the eval suite")
-        evals, suite_labels = score_update(
-            registry, request.name, parent, source, outcome.adapter_dir, eval_sets, recipe, settings
+        evals, gated = score_update(
+            registry, request.name, parent, source, base, outcome.adapter_dir, eval_sets, recipe, hooks.stage
         )
         scores = {
             result.label or result.dataset.digest: result.value for result in evals if result.metric == "nll"
         }
         threshold = registry.max_regression(request.name)
-        regressions = gate(registry, parent, evals, suite_labels, threshold) if parent else []
+        regressions = gate(registry, parent, evals, gated, threshold) if parent else []
     promote = not regressions or request.force
 
-    # 7. Register, atomically, with everything above.
+    # 7. Store the adapter, then register it atomically with everything above. Storing it last keeps
+    # the time its blobs spend unreferenced short (see `adapters gc --min-age`).
+    artifact = registry.put_artifact(outcome.adapter_dir)
+    faults.point("before-register")
     version = registry.register(
         NewVersion(
             name=request.name,
@@ -194,7 +226,12 @@ def run_update(settings: Settings, request: UpdateRequest, hooks: Hooks | None =
             parent=parent.ref if parent else None,
             base=base,
             lora=outcome.lora.model_dump(),
-            training=recipe.training.model_dump() | {"replay_rows": len(replay_records)},
+            training=recipe.training.model_dump()
+            | {
+                "replay_rows": len(replay_records),
+                "padding": outcome.padding,
+                "resumed_from": outcome.resumed_from,
+            },
             seed=recipe.training.seed,
             libraries=outcome.libraries,
             train_tokens=outcome.data.tokens,
@@ -206,10 +243,19 @@ def run_update(settings: Settings, request: UpdateRequest, hooks: Hooks | None =
         ),
         promote=promote,
         reason="forced past the forgetting gate" if regressions and request.force else "trained",
+        only_if_current=(current_at_start,),
     )
-    if request.run_eval:
-        for label, dataset in eval_sets.items():
-            registry.add_to_suite(request.name, dataset, label=label, role="update", version=version.number)
+    if promote and not version.is_current:
+        promote = False
+        now = registry.store.aliases(request.name).get("current")
+        warn(
+            f"{request.name}@current moved to {now} while {version.ref} trained: {version.ref} is registered "
+            f"but not made current (`adapters promote {version.ref}` if it should be)"
+        )
+    log.info("registered %s (%s)", version.ref, "current" if promote else "current not moved")
+    # The eval splits join the suite even with --no-eval: `adapters eval REF` scores them later.
+    for label, dataset in eval_sets.items():
+        registry.add_to_suite(request.name, dataset, label=label, role="update", version=version.number)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return UpdateResult(
         version=version,
@@ -223,12 +269,14 @@ def run_update(settings: Settings, request: UpdateRequest, hooks: Hooks | None =
 
 
 def _parent(registry: Registry, request: UpdateRequest) -> VersionRecord | None:
+    if request.parent and request.fresh:
+        raise InvalidInput("--from continues a version and --fresh starts a new adapter: pass one of them")
     if request.parent:
         parent = registry.resolve(request.parent)
         return parent
     if request.fresh:
         return None
-    if not registry.exists(request.name) or not registry.versions(request.name):
+    if not registry.store.versions(request.name):  # none yet (a suite may exist before version 1)
         return None
     return registry.resolve(Ref(name=request.name))
 
@@ -244,10 +292,11 @@ def _recipe_for(request: UpdateRequest, parent: VersionRecord | None) -> Recipe:
         return request.recipe
     inherited = {k: v for k, v in parent.lora.items() if k not in request.lora_overrides}
     lora = request.recipe.lora.model_copy(update=inherited)
+    asked = request.recipe.lora.model_dump()
     changed = [
         key
         for key in ("r", "target_modules")
-        if key in request.lora_overrides and getattr(request.recipe.lora, key) != parent.lora.get(key)
+        if key in request.lora_overrides and _sorted(asked[key]) != _sorted(parent.lora.get(key))
     ]
     if changed:
         raise Conflict(
@@ -255,6 +304,10 @@ def _recipe_for(request: UpdateRequest, parent: VersionRecord | None) -> Recipe:
             "adapter keeps its shape: drop the flag, or pass --fresh to start a new adapter"
         )
     return request.recipe.model_copy(update={"lora": lora})
+
+
+def _sorted(value: Any) -> Any:
+    return sorted(value) if isinstance(value, list) else value
 
 
 def _digest(loaded: LoadedData) -> str:
@@ -273,17 +326,32 @@ def _replay(
     recipe: Recipe,
     train_rows: int,
     warn: Callable[[str], None],
+    extra: Sequence[LoadedData] = (),
 ) -> tuple[list[dict[str, Any]], list[tuple[NewDataset, int, str]]]:
-    """Rows sampled from the training data of the lineage, so that they make up ``replay`` of the mix."""
+    """Rows sampled from the training data of the lineage, so that they make up ``replay`` of the mix.
+
+    ``extra`` (--replay-data) joins the pool: general text, say, that the adapter must keep modelling.
+    What an ancestor replayed from such files stays in the pool of its descendants."""
     share = recipe.training.replay
     if share <= 0:
+        if extra:
+            warn("--replay-data is drawn from only with --replay SHARE (e.g. --replay 0.3): ignored")
         return [], []
-    if parent is None:
-        warn("--replay has no effect on a first version: there is no earlier data to replay")
+    datasets: dict[str, NewDataset] = {}
+    rows_of: dict[str, list[dict[str, Any]]] = {}
+    if parent is not None:
+        for use in registry.lineage_datasets(parent) + registry.lineage_datasets(parent, role="replay"):
+            if use.dataset.digest not in datasets:
+                datasets[use.dataset.digest] = use.dataset.as_new()
+                rows_of[use.dataset.digest] = registry.dataset_rows(use.dataset.digest)
+    for loaded in extra:
+        dataset = _store(registry, loaded)
+        datasets.setdefault(dataset.digest, dataset)
+        rows_of.setdefault(dataset.digest, loaded.records)
+    if not datasets:
+        warn("--replay has no effect on a first version without --replay-data: there is no earlier data")
         return [], []
-    pool: list[tuple[str, dict[str, Any]]] = []
-    for use in registry.lineage_datasets(parent):
-        pool += [(use.dataset.digest, row) for row in registry.dataset_rows(use.dataset.digest)]
+    pool = [(digest, row) for digest, rows in rows_of.items() for row in rows]
     wanted = round(share / (1 - share) * train_rows)
     if wanted > len(pool):
         warn(f"replay wants {wanted} rows, the lineage holds {len(pool)}: replaying all of them")
@@ -291,11 +359,7 @@ def _replay(
     per_dataset: dict[str, int] = {}
     for digest, _ in chosen:
         per_dataset[digest] = per_dataset.get(digest, 0) + 1
-    sources = []
-    for digest, rows in per_dataset.items():
-        record = registry.store.dataset(digest)
-        assert record is not None
-        sources.append((record.as_new(), rows, f"replay {rows} rows"))
+    sources = [(datasets[digest], rows, f"replay {rows} rows") for digest, rows in per_dataset.items()]
     return [row for _, row in chosen], sources
 
 
@@ -306,6 +370,7 @@ def _run_dir(
     base_fingerprint: str,
     train_data: list[LoadedData],
     recipe: Recipe,
+    warn: Callable[[str], None],
 ) -> Path:
     """The same request maps to the same run folder, which is how --resume finds its checkpoints."""
     key = bytes_digest(
@@ -324,25 +389,28 @@ def _run_dir(
     if checkpoints.exists() and not request.resume:
         shutil.rmtree(checkpoints)  # an earlier attempt's checkpoints; without --resume we start over
     if request.resume and not any(checkpoints.glob("checkpoint-*")):
-        log.warning("no checkpoint to resume from in %s: starting from the beginning", run_dir)
+        warn(f"--resume: no checkpoint of this run in {run_dir}: starting from the beginning")
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
 
+def _fault_point(progress: Any) -> Any:
+    """The training progress callback, with the ``train-step`` fault point (cli/faults.py) in front."""
+
+    def report(*args: Any) -> None:
+        faults.point("train-step")
+        if progress is not None:
+            progress(*args)
+
+    return report
+
+
 def _train(job: TrainJob, num_processes: int, run_dir: Path, progress: Any) -> TrainOutcome:
-    handler = logging.FileHandler(run_dir / "train.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        (run_dir / "job.json").write_text(job.model_dump_json(indent=1, exclude={"records"}))
-        if num_processes > 1:
-            from loraledger.trainer.launch import launch
+    (run_dir / "job.json").write_text(job.model_dump_json(indent=1, exclude={"records"}))
+    if num_processes > 1:
+        from loraledger.trainer.launch import launch
 
-            return launch(job, num_processes, run_dir)
-        from loraledger.trainer.recipe import train
+        return launch(job, num_processes, run_dir, progress)
+    from loraledger.trainer.recipe import train
 
-        return train(job, progress=progress)
-    finally:
-        root.removeHandler(handler)
-        handler.close()
+    return train(job, progress=progress)

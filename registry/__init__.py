@@ -4,6 +4,7 @@ Never imports torch or transformers: listing a registry must stay fast and work 
 """
 
 from loraledger.registry.artifacts import ArtifactStore
-from loraledger.registry.ledger import LineageNode, Registry, VerifyReport
+from loraledger.registry.integrity import GarbageReport, VerifyReport
+from loraledger.registry.ledger import LineageNode, Registry
 
-__all__ = ["ArtifactStore", "LineageNode", "Registry", "VerifyReport"]
+__all__ = ["ArtifactStore", "GarbageReport", "LineageNode", "Registry", "VerifyReport"]

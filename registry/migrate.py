@@ -8,12 +8,15 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, text
 
+from loraledger.registry.engine import WRITE
 from loraledger.registry.errors import SchemaMismatch
 
 # The newest migration this code knows. A test keeps it equal to alembic's head.
 HEAD = "0001"
 KNOWN = ("0001",)
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Key of the PostgreSQL advisory lock held while migrating (any constant unique to loraledger).
+MIGRATION_LOCK = 0x10A_1ED6E2
 
 
 def current_revision(connection: Connection) -> str | None:
@@ -24,13 +27,21 @@ def current_revision(connection: Connection) -> str | None:
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Bring the schema to HEAD; returns (revision before, revision after)."""
+    """Bring the schema to HEAD; returns (revision before, revision after).
+
+    Runs in one write transaction that first takes the database's write lock (``BEGIN IMMEDIATE`` on
+    SQLite, an advisory lock on PostgreSQL) and only then reads the revision, so that several processes
+    opening a new registry at once migrate it once: the others wait, then find it at HEAD."""
     from alembic import command
     from alembic.config import Config
 
-    with engine.begin() as connection:
+    with engine.execution_options(**WRITE).begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         before = current_revision(connection)
         _refuse_newer(before, engine)
+        if before == HEAD:
+            return before, HEAD
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = connection

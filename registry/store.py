@@ -13,9 +13,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, delete, func, true
+from sqlalchemy import ColumnElement, Engine, Executable, delete, func, true
 from sqlalchemy import select as select_many
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -49,6 +48,7 @@ from loraledger.schemas.records import (
     SuiteEntry,
     VersionInput,
     VersionRecord,
+    VersionSummary,
 )
 
 P = ParamSpec("P")
@@ -61,9 +61,20 @@ class Store(Protocol):
 
     def adapters(self) -> list[AdapterRecord]: ...
     def versions(self, name: str | None = None) -> list[VersionRecord]: ...
+    def summaries(self, name: str | None = None) -> list[VersionSummary]: ...
     def version(self, name: str, number: int) -> VersionRecord: ...
+    def numbers(self, name: str) -> list[int]: ...
     def aliases(self, name: str) -> dict[str, int]: ...
-    def register(self, new: NewVersion, *, promote: bool, reason: str | None, who: str, host: str) -> int: ...
+    def register(
+        self,
+        new: NewVersion,
+        *,
+        promote: bool,
+        reason: str | None,
+        who: str,
+        host: str,
+        only_if_current: tuple[int | None] | None = None,
+    ) -> int: ...
     def move_alias(
         self, name: str, alias: str, number: int | None, *, reason: str | None, who: str, expect: int | None
     ) -> AliasEvent: ...
@@ -81,7 +92,6 @@ class Store(Protocol):
     ) -> SuiteEntry: ...
     def set_max_regression(self, name: str, value: float) -> None: ...
     def add_publication(self, name: str, number: int, publication: Publication) -> None: ...
-    def referenced_blobs(self) -> set[str]: ...
 
 
 def _retry_when_busy(method: Callable[P, T]) -> Callable[P, T]:
@@ -182,6 +192,74 @@ class SQLStore:
             where = true() if name is None else col(AdapterRow.name) == name
             return _load_versions(session, where, full=False)
 
+    def summaries(self, name: str | None = None) -> list[VersionSummary]:
+        """What a listing shows of each version, in one query plus one for aliases and one for inputs."""
+        with self._read() as session:
+            where = true() if name is None else col(AdapterRow.name) == name
+            train_digest = (
+                select(col(DatasetRow.digest))
+                .join(VersionDatasetRow, col(VersionDatasetRow.dataset_id) == col(DatasetRow.id))
+                .where(
+                    col(VersionDatasetRow.version_id) == col(VersionRow.id),
+                    col(VersionDatasetRow.role) == "train",
+                )
+                .order_by(col(VersionDatasetRow.id))
+                .limit(1)
+                .correlate(VersionRow)
+                .scalar_subquery()
+            )
+            rows = session.execute(
+                select_many(
+                    col(VersionRow.id),
+                    col(AdapterRow.name),
+                    col(VersionRow.number),
+                    col(VersionRow.kind),
+                    col(_PARENT.number),
+                    col(_PARENT_ADAPTER.name),
+                    col(BaseModelRow.model_id),
+                    train_digest,
+                    col(VersionRow.train_tokens),
+                    col(VersionRow.final_loss),
+                    col(VersionRow.created_at),
+                )
+                .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
+                .join(BaseModelRow, col(VersionRow.base_model_id) == col(BaseModelRow.id))
+                .outerjoin(_PARENT, col(VersionRow.parent_id) == col(_PARENT.id))
+                .outerjoin(_PARENT_ADAPTER, col(_PARENT.adapter_id) == col(_PARENT_ADAPTER.id))
+                .where(where)
+                .order_by(col(AdapterRow.name), col(VersionRow.number))
+            ).all()
+            aliases = _aliases_by_version(session, where)
+            inputs = _inputs_by_version(session, where)
+            return [
+                VersionSummary(
+                    name=name,
+                    number=number,
+                    kind=kind,
+                    parent=f"{parent_name}@{parent_number}" if parent_number is not None else None,
+                    inputs=inputs.get(version_id, []),
+                    base_model_id=model_id,
+                    train_digest=digest,
+                    train_tokens=tokens,
+                    final_loss=loss,
+                    created_at=utc(created_at),
+                    aliases=aliases.get(version_id, []),
+                )
+                for (
+                    version_id,
+                    name,
+                    number,
+                    kind,
+                    parent_number,
+                    parent_name,
+                    model_id,
+                    digest,
+                    tokens,
+                    loss,
+                    created_at,
+                ) in rows
+            ]
+
     def version(self, name: str, number: int) -> VersionRecord:
         with self._read() as session:
             found = _load_versions(
@@ -190,6 +268,19 @@ class SQLStore:
             if not found:
                 raise NotFound(f"{name}@{number} does not exist")
             return found[0]
+
+    def numbers(self, name: str) -> list[int]:
+        """The version numbers of ``name``, ascending (empty for an unknown adapter): refs resolve and
+        explain themselves from these without loading any version."""
+        with self._read() as session:
+            return list(
+                session.scalars(
+                    select(col(VersionRow.number))
+                    .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
+                    .where(col(AdapterRow.name) == name)
+                    .order_by(col(VersionRow.number))
+                )
+            )
 
     def aliases(self, name: str) -> dict[str, int]:
         with self._read() as session:
@@ -202,7 +293,19 @@ class SQLStore:
             return {alias: number for alias, number in rows}
 
     @_retry_when_busy
-    def register(self, new: NewVersion, *, promote: bool, reason: str | None, who: str, host: str) -> int:
+    def register(
+        self,
+        new: NewVersion,
+        *,
+        promote: bool,
+        reason: str | None,
+        who: str,
+        host: str,
+        only_if_current: tuple[int | None] | None = None,
+    ) -> int:
+        """Insert a version with its links; with ``promote``, make it current — unless
+        ``only_if_current`` holds the current version number the caller started from and current has
+        moved since (a rollback during a long training run must not be silently undone)."""
         with self._write() as session:
             _insert_ignore(session, AdapterRow, {"name": new.name, "created_at": now()}, ["name"])
             # Lock the adapter row: on PostgreSQL this serialises numbering per adapter; on SQLite the
@@ -260,7 +363,9 @@ class SQLStore:
                     )
                 )
             _add_evals(session, new.evals, version_id=row.id)
-            if promote:
+            if promote and (
+                only_if_current is None or _current_number(session, adapter.id) == only_if_current[0]
+            ):
                 _set_alias(session, adapter.id, "current", row.id, reason=reason, who=who)
             return number
 
@@ -273,7 +378,10 @@ class SQLStore:
         """Point ``alias`` at ``number`` (None deletes it). ``expect`` guards against a lost update:
         when given, the alias must still point where the caller last saw it."""
         with self._write() as session:
-            adapter = _adapter(session, name)
+            # The adapter row lock makes the read of the alias below and its move one step on
+            # PostgreSQL (SQLite's BEGIN IMMEDIATE already holds the whole database): two commands
+            # that saw the same position cannot both move it.
+            adapter = _adapter(session, name, lock=True)
             assert adapter.id is not None
             existing = session.scalars(
                 select(AliasRow).where(col(AliasRow.adapter_id) == adapter.id, col(AliasRow.name) == alias)
@@ -292,12 +400,15 @@ class SQLStore:
     def alias_events(self, name: str) -> list[AliasEvent]:
         with self._read() as session:
             adapter = _adapter(session, name)
-            rows = session.scalars(
-                select(AliasEventRow)
+            source, target = aliased(VersionRow), aliased(VersionRow)
+            rows = session.execute(
+                select(AliasEventRow, col(source.number), col(target.number))
+                .outerjoin(source, col(AliasEventRow.from_version_id) == col(source.id))
+                .outerjoin(target, col(AliasEventRow.to_version_id) == col(target.id))
                 .where(col(AliasEventRow.adapter_id) == adapter.id)
                 .order_by(col(AliasEventRow.id))
             ).all()
-            return [_alias_event(session, name, row) for row in rows]
+            return [_alias_event_record(name, row, before, after) for row, before, after in rows]
 
     # ---- datasets -----------------------------------------------------------------------------
 
@@ -406,24 +517,28 @@ class SQLStore:
                 )
             )
 
-    def referenced_blobs(self) -> set[str]:
-        with self._read() as session:
-            artifacts = set(session.scalars(select(col(VersionRow.artifact_digest)).distinct()))
-            blobs = {b for b in session.scalars(select(col(DatasetRow.blob)).distinct()) if b}
-            return artifacts | blobs
-
 
 # ---- helpers that run inside a session ---------------------------------------------------------
 
 
 def _insert_ignore(session: Session, table: Any, values: dict[str, Any], keys: list[str]) -> None:
     """INSERT ... ON CONFLICT DO NOTHING, so concurrent creators of the same row both succeed."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys))
+    # Imported here: the PostgreSQL dialect module alone costs a tenth of `adapters list`'s start.
+    statement: Executable
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        statement = postgresql_insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    session.execute(statement)
 
 
-def _adapter(session: Session, name: str) -> AdapterRow:
-    adapter = session.scalars(select(AdapterRow).where(col(AdapterRow.name) == name)).first()
+def _adapter(session: Session, name: str, *, lock: bool = False) -> AdapterRow:
+    query = select(AdapterRow).where(col(AdapterRow.name) == name)
+    adapter = session.scalars(query.with_for_update() if lock else query).first()
     if adapter is None:
         known = session.scalars(select(col(AdapterRow.name)).order_by(col(AdapterRow.name)).limit(20)).all()
         hint = f"; known adapters: {', '.join(known)}" if known else "; the registry is empty"
@@ -441,6 +556,15 @@ def _version_id(session: Session, ref: str) -> int:
     if found is None:
         raise NotFound(f"{ref} does not exist")
     return found
+
+
+def _current_number(session: Session, adapter_id: int) -> int | None:
+    current = session.scalar(
+        select(col(VersionRow.number))
+        .join(AliasRow, col(AliasRow.version_id) == col(VersionRow.id))
+        .where(col(AliasRow.adapter_id) == adapter_id, col(AliasRow.name) == "current")
+    )
+    return current
 
 
 def _number_of(session: Session, version_id: int) -> int:
@@ -521,11 +645,20 @@ def _set_alias(
 
 
 def _alias_event(session: Session, name: str, row: AliasEventRow) -> AliasEvent:
+    return _alias_event_record(
+        name,
+        row,
+        _number_of(session, row.from_version_id) if row.from_version_id else None,
+        _number_of(session, row.to_version_id) if row.to_version_id else None,
+    )
+
+
+def _alias_event_record(name: str, row: AliasEventRow, before: int | None, after: int | None) -> AliasEvent:
     return AliasEvent(
         name=name,
         alias=row.alias,
-        from_version=_number_of(session, row.from_version_id) if row.from_version_id else None,
-        to_version=_number_of(session, row.to_version_id) if row.to_version_id else None,
+        from_version=before,
+        to_version=after,
         reason=row.reason,
         created_by=row.created_by,
         created_at=utc(row.created_at),
@@ -566,49 +699,83 @@ def _suite_entry(session: Session, name: str, entry: SuiteEntryRow, dataset: Dat
     )
 
 
+# Listings read many rows: they are fetched as plain column tuples, not ORM objects (which cost ten
+# times more to build), and each dataset becomes one record however many versions use it. Aliases of
+# the version table are built once: SQLAlchemy memoises column adaptation per alias object.
+_PARENT = aliased(VersionRow, name="parent_version")
+_PARENT_ADAPTER = aliased(AdapterRow, name="parent_adapter")
+_INPUT = aliased(VersionRow, name="input_version")
+_INPUT_ADAPTER = aliased(AdapterRow, name="input_adapter")
+_DATASET_COLUMNS = (
+    col(DatasetRow.id),
+    col(DatasetRow.digest),
+    col(DatasetRow.format),
+    col(DatasetRow.rows),
+    col(DatasetRow.tokens),
+    col(DatasetRow.source),
+    col(DatasetRow.blob),
+    col(DatasetRow.created_at),
+)
+
+
 def _dataset_uses(session: Session, where: ColumnElement[bool]) -> dict[int, list[DatasetUse]]:
     rows = session.execute(
-        select(VersionDatasetRow, DatasetRow, col(VersionRow.number), col(AdapterRow.name))
+        select_many(
+            col(VersionDatasetRow.version_id),
+            col(VersionDatasetRow.role),
+            col(VersionDatasetRow.rows),
+            col(VersionDatasetRow.tokens),
+            col(VersionDatasetRow.label),
+            col(VersionRow.number),
+            col(AdapterRow.name),
+            *_DATASET_COLUMNS,
+        )
         .join(DatasetRow, col(VersionDatasetRow.dataset_id) == col(DatasetRow.id))
         .join(VersionRow, col(VersionDatasetRow.version_id) == col(VersionRow.id))
         .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
         .where(where)
         .order_by(col(VersionDatasetRow.id))
     ).all()
+    datasets: dict[int, DatasetRecord] = {}  # one record per dataset, however many versions use it
     uses: dict[int, list[DatasetUse]] = defaultdict(list)
-    for link, dataset, number, name in rows:
-        uses[link.version_id].append(
+    for version_id, role, used_rows, tokens, label, number, name, *dataset in rows:
+        if dataset[0] not in datasets:
+            datasets[dataset[0]] = _dataset_record(*dataset)
+        uses[version_id].append(
             DatasetUse(
                 ref=f"{name}@{number}",
-                dataset=_dataset(dataset),
-                role=link.role,
-                rows=link.rows,
-                tokens=link.tokens,
-                label=link.label,
+                dataset=datasets[dataset[0]],
+                role=role,
+                rows=used_rows,
+                tokens=tokens,
+                label=label,
             )
         )
     return uses
 
 
-def _load_versions(session: Session, where: ColumnElement[bool], *, full: bool) -> list[VersionRecord]:
-    """Versions matching ``where`` (over version and adapter columns), with their links, in few queries."""
-    parent = aliased(VersionRow)
-    parent_adapter = aliased(AdapterRow)
-    # sqlmodel's typed select stops at four entities; SQLAlchemy's takes any number.
-    rows = session.execute(
-        select_many(
-            VersionRow, col(AdapterRow.name), BaseModelRow, col(parent.number), col(parent_adapter.name)
-        )
-        .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
-        .join(BaseModelRow, col(VersionRow.base_model_id) == col(BaseModelRow.id))
-        .outerjoin(parent, col(VersionRow.parent_id) == col(parent.id))
-        .outerjoin(parent_adapter, col(parent.adapter_id) == col(parent_adapter.id))
-        .where(where)
-        .order_by(col(AdapterRow.name), col(VersionRow.number))
-    ).all()
-    if not rows:
-        return []
+def _dataset_record(
+    _id: int,
+    digest: str,
+    format: str,
+    rows: int,
+    tokens: int | None,
+    source: str | None,
+    blob: str | None,
+    created_at: datetime,
+) -> DatasetRecord:
+    return DatasetRecord(
+        digest=digest,
+        format=format,
+        rows=rows,
+        tokens=tokens,
+        source=source,
+        blob=blob,
+        created_at=utc(created_at),
+    )
 
+
+def _aliases_by_version(session: Session, where: ColumnElement[bool]) -> dict[int, list[str]]:
     aliases: dict[int, list[str]] = defaultdict(list)
     for version_id, alias in session.execute(
         select(col(AliasRow.version_id), col(AliasRow.name))
@@ -618,21 +785,81 @@ def _load_versions(session: Session, where: ColumnElement[bool], *, full: bool) 
         .order_by(col(AliasRow.name))
     ):
         aliases[version_id].append(alias)
+    return aliases
 
-    input_version = aliased(VersionRow)
-    input_adapter = aliased(AdapterRow)
+
+def _inputs_by_version(session: Session, where: ColumnElement[bool]) -> dict[int, list[VersionInput]]:
     inputs: dict[int, list[VersionInput]] = defaultdict(list)
-    for link, number, name in session.execute(
-        select(VersionInputRow, col(input_version.number), col(input_adapter.name))
+    for version_id, weight, number, name in session.execute(
+        select_many(
+            col(VersionInputRow.version_id),
+            col(VersionInputRow.weight),
+            col(_INPUT.number),
+            col(_INPUT_ADAPTER.name),
+        )
         .join(VersionRow, col(VersionInputRow.version_id) == col(VersionRow.id))
         .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
-        .join(input_version, col(VersionInputRow.input_version_id) == col(input_version.id))
-        .join(input_adapter, col(input_version.adapter_id) == col(input_adapter.id))
+        .join(_INPUT, col(VersionInputRow.input_version_id) == col(_INPUT.id))
+        .join(_INPUT_ADAPTER, col(_INPUT.adapter_id) == col(_INPUT_ADAPTER.id))
         .where(where)
         .order_by(col(VersionInputRow.position))
     ):
-        inputs[link.version_id].append(VersionInput(ref=f"{name}@{number}", weight=link.weight))
+        inputs[version_id].append(VersionInput(ref=f"{name}@{number}", weight=weight))
+    return inputs
 
+
+def _load_versions(session: Session, where: ColumnElement[bool], *, full: bool) -> list[VersionRecord]:
+    """Versions matching ``where`` (over version and adapter columns), with their links, in few queries."""
+    rows = session.execute(
+        select_many(
+            col(VersionRow.id),
+            col(AdapterRow.name),
+            col(VersionRow.number),
+            col(VersionRow.kind),
+            col(_PARENT.number),
+            col(_PARENT_ADAPTER.name),
+            col(VersionRow.base_model_id),
+            col(VersionRow.lora),
+            col(VersionRow.training),
+            col(VersionRow.seed),
+            col(VersionRow.libraries),
+            col(VersionRow.train_tokens),
+            col(VersionRow.final_loss),
+            col(VersionRow.artifact_digest),
+            col(VersionRow.created_at),
+            col(VersionRow.created_by),
+            col(VersionRow.host),
+            col(VersionRow.note),
+        )
+        .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
+        .outerjoin(_PARENT, col(VersionRow.parent_id) == col(_PARENT.id))
+        .outerjoin(_PARENT_ADAPTER, col(_PARENT.adapter_id) == col(_PARENT_ADAPTER.id))
+        .where(where)
+        .order_by(col(AdapterRow.name), col(VersionRow.number))
+    ).all()
+    if not rows:
+        return []
+
+    bases = {
+        base.id: BaseModelRecord(
+            model_id=base.model_id,
+            revision=base.revision,
+            config_digest=base.config_digest,
+            weights_digest=base.weights_digest,
+        )
+        for base in session.execute(
+            select_many(
+                col(BaseModelRow.id),
+                col(BaseModelRow.model_id),
+                col(BaseModelRow.revision),
+                col(BaseModelRow.config_digest),
+                col(BaseModelRow.weights_digest),
+            ).where(col(BaseModelRow.id).in_({row.base_model_id for row in rows}))
+        )
+    }
+
+    aliases = _aliases_by_version(session, where)
+    inputs = _inputs_by_version(session, where)
     uses = _dataset_uses(session, where)
     evals: dict[int, list[EvalResult]] = defaultdict(list)
     publications: dict[int, list[Publication]] = defaultdict(list)
@@ -663,37 +890,29 @@ def _load_versions(session: Session, where: ColumnElement[bool], *, full: bool) 
                 )
             )
 
-    records = []
-    for version, name, base, parent_number, parent_name in rows:
-        assert version.id is not None
-        records.append(
-            VersionRecord(
-                name=name,
-                number=version.number,
-                kind=version.kind,
-                parent=f"{parent_name}@{parent_number}" if parent_number is not None else None,
-                base=BaseModelRecord(
-                    model_id=base.model_id,
-                    revision=base.revision,
-                    config_digest=base.config_digest,
-                    weights_digest=base.weights_digest,
-                ),
-                lora=version.lora,
-                training=version.training,
-                seed=version.seed,
-                libraries=version.libraries,
-                train_tokens=version.train_tokens,
-                final_loss=version.final_loss,
-                artifact_digest=version.artifact_digest,
-                created_at=utc(version.created_at),
-                created_by=version.created_by,
-                host=version.host,
-                note=version.note,
-                aliases=aliases.get(version.id, []),
-                datasets=uses.get(version.id, []),
-                evals=evals.get(version.id, []),
-                inputs=inputs.get(version.id, []),
-                publications=publications.get(version.id, []),
-            )
+    return [
+        VersionRecord(
+            name=row.name,
+            number=row.number,
+            kind=row.kind,
+            parent=f"{row[5]}@{row[4]}" if row[4] is not None else None,
+            base=bases[row.base_model_id],
+            lora=row.lora,
+            training=row.training,
+            seed=row.seed,
+            libraries=row.libraries,
+            train_tokens=row.train_tokens,
+            final_loss=row.final_loss,
+            artifact_digest=row.artifact_digest,
+            created_at=utc(row.created_at),
+            created_by=row.created_by,
+            host=row.host,
+            note=row.note,
+            aliases=aliases.get(row.id, []),
+            datasets=uses.get(row.id, []),
+            evals=evals.get(row.id, []),
+            inputs=inputs.get(row.id, []),
+            publications=publications.get(row.id, []),
         )
-    return records
+        for row in rows
+    ]

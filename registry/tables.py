@@ -2,13 +2,16 @@
 
 No ``from __future__ import annotations`` here: sqlmodel reads the annotations at class creation.
 Versions are append-only: nothing updates a version row after its insert, which is what makes a
-registered version immutable. Mutable state (aliases) lives in its own table with an event log.
+registered version immutable, and a trigger (created by migration 0001) refuses an UPDATE of a version
+row on SQLite and PostgreSQL alike. Mutable state (aliases) lives in its own table with an event log.
+Closed vocabularies (version kind, dataset role) are CHECK constraints, so a row written by hand or by
+another tool cannot hold a value the records would reject on the way out.
 """
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -40,10 +43,14 @@ class BaseModelRow(SQLModel, table=True):
 
 class VersionRow(SQLModel, table=True):
     __tablename__ = "version"
-    __table_args__ = (UniqueConstraint("adapter_id", "number", name="uq_version_adapter_number"),)
+    __table_args__ = (
+        # Also the index behind every "versions of adapter X" and "X@N" lookup.
+        UniqueConstraint("adapter_id", "number", name="uq_version_adapter_number"),
+        CheckConstraint("kind IN ('train', 'stack', 'merge', 'import')", name="ck_version_kind"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    adapter_id: int = Field(foreign_key="adapter.id", index=True)
+    adapter_id: int = Field(foreign_key="adapter.id")
     number: int
     kind: str = Field(max_length=16)
     parent_id: int | None = Field(default=None, foreign_key="version.id", index=True)
@@ -76,7 +83,10 @@ class DatasetRow(SQLModel, table=True):
 
 class VersionDatasetRow(SQLModel, table=True):
     __tablename__ = "version_dataset"
-    __table_args__ = (UniqueConstraint("version_id", "dataset_id", "role", name="uq_version_dataset_role"),)
+    __table_args__ = (
+        UniqueConstraint("version_id", "dataset_id", "role", name="uq_version_dataset_role"),
+        CheckConstraint("role IN ('train', 'eval', 'replay')", name="ck_version_dataset_role"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     version_id: int = Field(foreign_key="version.id", index=True)
@@ -130,9 +140,10 @@ class VersionInputRow(SQLModel, table=True):
     """An input of a stacked or merged version, in order, with its weight."""
 
     __tablename__ = "version_input"
+    __table_args__ = (UniqueConstraint("version_id", "position", name="uq_version_input_position"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    version_id: int = Field(foreign_key="version.id", index=True)
+    version_id: int = Field(foreign_key="version.id")
     input_version_id: int = Field(foreign_key="version.id")
     position: int
     weight: float

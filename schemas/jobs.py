@@ -34,7 +34,6 @@ class TrainJob(BaseModel):
     resume: bool = False
     allow_pickle: bool = False
     trust_remote_code: bool = False
-    quiet: bool = False
 
 
 class DataStats(BaseModel):
@@ -42,6 +41,11 @@ class DataStats(BaseModel):
     sequences: int = Field(description="Sequences after splitting long documents into windows.")
     windows_split: int = Field(
         description="Extra windows created by splitting documents longer than max_length."
+    )
+    windows_skipped: int = Field(
+        0,
+        description="Windows left out because no token in them carries loss (e.g. the middle of a "
+        "prompt longer than max_length).",
     )
     tokens: int = Field(description="Tokens fed to the model, every one of them (nothing is truncated).")
     trained_tokens: int = Field(
@@ -62,9 +66,17 @@ class TrainOutcome(BaseModel):
     target_modules: list[str]
     lora: LoraSpec
     libraries: dict[str, str]
-    vocab_change: str | None = None
-    resumed_from: str | None = None
+    padding: str = Field(
+        "", description="Which token pads, in words (the vocabulary is never changed for padding)."
+    )
+    resumed_from: str | None = Field(None, description="Checkpoint folder the run resumed from.")
+    resumed_at_step: int | None = Field(None, description="Optimizer step the resumed run started at.")
     peak_rss_mb: float | None = None
+    cpu_seconds: float | None = Field(
+        None,
+        description="CPU time of the training process over the same span as `seconds` (all threads): "
+        "on a shared machine, wall time includes waiting for a core; CPU time is what training cost.",
+    )
 
 
 class EvalScore(BaseModel):

@@ -24,7 +24,9 @@ class BaseModelRecord(Record):
     model_id: str = Field(description="Canonical id: a Hub repo id, 'builtin:NAME' or a local path.")
     revision: str | None = Field(None, description="Hub commit the weights came from, when from the Hub.")
     config_digest: str = Field(description="sha256 of the canonical model config.")
-    weights_digest: str | None = Field(None, description="sha256 manifest digest of the weight files.")
+    weights_digest: str | None = Field(
+        None, description="sha256 manifest digest of the weight and vocabulary files."
+    )
 
     @property
     def fingerprint(self) -> str:
@@ -134,6 +136,47 @@ class VersionRecord(Record):
             if use.role == "train":
                 return use.dataset.digest
         return None
+
+    def summary(self) -> "VersionSummary":
+        return VersionSummary(
+            name=self.name,
+            number=self.number,
+            kind=self.kind,
+            parent=self.parent,
+            inputs=self.inputs,
+            base_model_id=self.base.model_id,
+            train_digest=self.train_digest,
+            train_tokens=self.train_tokens,
+            final_loss=self.final_loss,
+            created_at=self.created_at,
+            aliases=self.aliases,
+        )
+
+
+class VersionSummary(Record):
+    """A version as a listing shows it: what it is, where it came from, its data and headline numbers.
+    Far cheaper to load than a VersionRecord (no settings, dataset links or scores), which is what
+    keeps `adapters list` fast on registries of thousands of versions."""
+
+    name: str
+    number: int
+    kind: VersionKind
+    parent: str | None = None
+    inputs: list[VersionInput] = Field(default_factory=list, description="Stack or merge inputs, in order.")
+    base_model_id: str
+    train_digest: str | None = Field(None, description="Digest of the (first) training dataset.")
+    train_tokens: int | None = None
+    final_loss: float | None = None
+    created_at: datetime
+    aliases: list[str] = Field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.number}"
+
+    @property
+    def is_current(self) -> bool:
+        return "current" in self.aliases
 
 
 class AliasEvent(Record):

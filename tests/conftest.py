@@ -28,12 +28,18 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("ADAPTERS_HOME", str(home))
     monkeypatch.setenv("ADAPTERS_CACHE", str(MODEL_CACHE))
     monkeypatch.setenv("ADAPTERS_USER", "tester")
-    for name in ("ADAPTERS_DB", "ADAPTERS_STORE"):
+    for name in ("ADAPTERS_DB", "ADAPTERS_STORE", "ADAPTERS_FAULT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     yield home
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    """The sample data shipped in the package (trainer/samples)."""
+    return SAMPLES
 
 
 @dataclass

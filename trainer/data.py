@@ -84,19 +84,34 @@ def _chat(
     if not template:
         raise InvalidInput(
             f"record {index} is a chat ('messages') but the tokenizer has no chat template: "
-            "pass --chat-template"
+            "pass --chat-template (a Jinja template, or a file holding one)"
         )
 
-    def render(upto: int) -> str:
-        return str(tokenizer.apply_chat_template(messages[:upto], chat_template=template, tokenize=False))
+    def render(upto: int, *, generation_prompt: bool = False) -> str:
+        return str(
+            tokenizer.apply_chat_template(
+                messages[:upto],
+                chat_template=template,
+                tokenize=False,
+                add_generation_prompt=generation_prompt,
+            )
+        )
 
-    # Character spans of assistant turns, from the growth of the rendering turn by turn (templates
-    # render a prefix of the conversation as a prefix of the text).
+    # Character spans of the assistant replies, from the growth of the rendering turn by turn
+    # (templates render a prefix of a conversation as a prefix of its text). A reply starts after the
+    # generation prompt (the role header the model is given, not asked to write).
     spans, previous = [], ""
     for turn, message in enumerate(messages, start=1):
         text = render(turn)
+        if not text.startswith(previous):
+            raise InvalidInput(
+                f"record {index}: the chat template does not render a conversation's first turns as the "
+                "beginning of its text, so assistant replies cannot be located; pass --chat-template"
+            )
         if message.get("role") == "assistant":
-            spans.append((len(previous), len(text)))
+            header = render(turn - 1, generation_prompt=True)
+            start = len(header) if text.startswith(header) and len(header) >= len(previous) else len(previous)
+            spans.append((start, len(text)))
         previous = text
     encoded = tokenizer(previous, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     ids = list(encoded["input_ids"])
@@ -108,10 +123,12 @@ def _chat(
 
 
 def split_windows(sequences: Sequence[Tokenized], max_length: int) -> tuple[list[Tokenized], int]:
-    """Cut sequences longer than ``max_length`` into consecutive windows; returns (windows, extra windows).
+    """Cut sequences longer than ``max_length`` into windows; returns (windows, extra windows).
 
-    Windows without a single labelled token (e.g. the middle of a very long prompt) are kept out: they
-    would cost compute and teach nothing.
+    Consecutive windows share one token: a window's first token is never a target inside it (nothing
+    precedes it), so it is also the last token of the window before, where it is one. Every token
+    after a sequence's first is trained exactly once. Windows without a single labelled token (e.g. the
+    middle of a very long prompt) are kept out: they would cost compute and teach nothing.
     """
     windows: list[Tokenized] = []
     extra = 0
@@ -120,11 +137,18 @@ def split_windows(sequences: Sequence[Tokenized], max_length: int) -> tuple[list
             Tokenized(
                 sequence.input_ids[start : start + max_length], sequence.labels[start : start + max_length]
             )
-            for start in range(0, len(sequence), max_length)
+            for start in window_starts(len(sequence), max_length)
         ]
         extra += len(pieces) - 1
         windows.extend(piece for piece in pieces if any(label != IGNORE for label in piece.labels[1:]))
     return windows, extra
+
+
+def window_starts(length: int, max_length: int) -> list[int]:
+    starts = [0]
+    while starts[-1] + max_length < length:
+        starts.append(starts[-1] + max_length - 1)
+    return starts
 
 
 def pack(lengths: Sequence[int], capacity: int, *, seed: int) -> list[list[int]]:
@@ -178,6 +202,20 @@ def micro_batches(rows: list[list[int]], rows_per_batch: int) -> list[list[list[
     return [rows[start : start + rows_per_batch] for start in range(0, len(rows), rows_per_batch)]
 
 
+def batch_rows(
+    rows: list[list[int]], lengths: Sequence[int], rows_per_batch: int, *, seed: int
+) -> list[list[list[int]]]:
+    """Micro-batches of rows of similar fill, in a seeded random order.
+
+    First-fit-decreasing leaves nearly all rows full and a few short ones at the end; batching those
+    together keeps a short row from padding a batch of full ones."""
+    fill = [sum(lengths[i] for i in row) for row in rows]
+    by_fill = [rows[r] for r in sorted(range(len(rows)), key=lambda r: (-fill[r], r))]
+    batches = micro_batches(by_fill, rows_per_batch)
+    random.Random(seed).shuffle(batches)
+    return batches
+
+
 def padding_share(windows: Sequence[Tokenized], batches: Sequence[Sequence[Sequence[int]]]) -> float:
     computed = real = 0
     for batch in batches:
@@ -225,13 +263,15 @@ def prepare(
     windows, extra = split_windows(sequences, max_length)
     if not windows:
         raise InvalidInput("the dataset has no tokens to train on (every completion is empty)")
-    rows = pack([len(w) for w in windows], max_length, seed=seed)
-    batches = micro_batches(rows, max(1, batch_tokens // max_length))
-    tokens = sum(len(w) for w in windows)
+    lengths = [len(w) for w in windows]
+    rows = pack(lengths, max_length, seed=seed)
+    batches = batch_rows(rows, lengths, max(1, batch_tokens // max_length), seed=seed)
+    tokens = sum(lengths)
     stats = DataStats(
         rows=len(records),
         sequences=len(windows),
         windows_split=extra,
+        windows_skipped=len(sequences) + extra - len(windows),
         tokens=tokens,
         trained_tokens=sum(sum(1 for label in w.labels[1:] if label != IGNORE) for w in windows),
         micro_batches=len(batches),

@@ -6,6 +6,7 @@ one, the line.
 """
 
 import csv
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,7 +73,10 @@ def _read(file: Path, file_format: str) -> Iterator[tuple[str, dict[str, Any]]]:
         return
     text = _decode(file)
     if file_format == "jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
+        # Records end at "\n" only: str.splitlines() would also split at U+2028, U+0085 and other
+        # characters that JSON allows raw inside strings.
+        for number, line in enumerate(text.split("\n"), start=1):
+            line = line.removesuffix("\r")
             if not line.strip():
                 continue
             yield f"line {number}", _json_object(line, file, f"line {number}")
@@ -87,10 +91,14 @@ def _read(file: Path, file_format: str) -> Iterator[tuple[str, dict[str, Any]]]:
         for index, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise DataError(f"{file}: record {index} is {type(row).__name__}, expected an object")
+            if "\\u" in text:
+                _check_escapes(row, file, f"record {index}")
             yield f"record {index}", row
     elif file_format == "csv":
-        reader = csv.DictReader(text.splitlines())
-        for number, row in enumerate(reader, start=2):
+        # The csv module finds record ends itself: quoted fields may hold line breaks.
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        for row in reader:
+            number = reader.line_num
             if None in row:
                 raise DataError(f"{file}: line {number} has more fields than the header")
             yield f"line {number}", dict(row)
@@ -117,7 +125,19 @@ def _json_object(line: str, file: Path, where: str) -> dict[str, Any]:
         raise DataError(f"{file}: malformed JSON on {where}: {exc.msg}") from None
     if not isinstance(value, dict):
         raise DataError(f"{file}: {where} is a JSON {type(value).__name__}, expected an object")
+    if "\\u" in line:
+        _check_escapes(value, file, where)
     return value
+
+
+def _check_escapes(value: dict[str, Any], file: Path, where: str) -> None:
+    """A ``\\ud800``-style escape decodes to half a character, which no text encoder accepts."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(
+            f"{file}: {where} holds an escape for half a character (a lone surrogate such as \\ud800)"
+        ) from None
 
 
 def _read_parquet(file: Path) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -25,10 +25,8 @@ def load_for_eval(
     """The base model, with an adapter applied when given, in eval mode."""
     device = models.pick_device()
     dtype = models.compute_dtype("auto", device)
-    tokenizer, vocab_change = models.load_tokenizer(base)
+    tokenizer, _ = models.load_tokenizer(base)  # never changes the vocabulary
     model = models.load_model(base, quantize=quantize, dtype=dtype, device=device)
-    if vocab_change:
-        model.resize_token_embeddings(len(tokenizer))
     if adapter is not None:
         model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
     model.eval()
@@ -75,8 +73,13 @@ def score(
             input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
         ).logits
         targets = batch["labels"][:, 1:]
+        # (positions, vocabulary) rows: the softmax runs over contiguous memory. A transposed
+        # (batch, vocabulary, positions) view scored the same sets 20% slower on CPU (benchmarks/).
         losses = torch.nn.functional.cross_entropy(
-            logits[:, :-1].float().transpose(1, 2), targets, ignore_index=data.IGNORE, reduction="sum"
+            logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+            targets.reshape(-1),
+            ignore_index=data.IGNORE,
+            reduction="sum",
         )
         total_nll += float(losses)
         total_tokens += int((targets != data.IGNORE).sum())

@@ -76,21 +76,56 @@ def _check_model_folder(path: Path, *, allow_pickle: bool) -> None:
         )
 
 
+def check_adapter_folder(path: Path, *, allow_pickle: bool) -> None:
+    """Refuse an adapter folder (from disk or a registry checkout) whose weights are pickled: loading
+    them can run arbitrary code. A folder with safetensors loads those, whatever else it holds."""
+    if not (path / "adapter_config.json").is_file():
+        raise InvalidInput(f"{path} is not a PEFT adapter folder: it has no adapter_config.json")
+    if (path / "adapter_model.safetensors").is_file() or allow_pickle:
+        return
+    pickled = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickled:
+        raise InvalidInput(
+            f"{path} holds only pickled adapter weights ({pickled[0]}); loading them can run arbitrary "
+            "code. Convert them to safetensors, or pass --allow-pickle if you trust the source"
+        )
+    raise InvalidInput(f"{path} holds no adapter weights (adapter_model.safetensors)")
+
+
+def check_vocabulary(source: BaseSource, tokens: int) -> None:
+    """Refuse a tokenizer with more tokens than the model has embeddings (a tokenizer of another model):
+    its ids past the end would fail deep inside training, or index the wrong rows."""
+    import json
+
+    try:
+        config = json.loads((source.path / "config.json").read_text())
+    except (OSError, ValueError):
+        return
+    rows = config.get("vocab_size") or (config.get("text_config") or {}).get("vocab_size")
+    if isinstance(rows, int) and tokens > rows:
+        raise Conflict(
+            f"{source.model_id}: its tokenizer has {tokens} tokens but the model has {rows} embeddings: "
+            "the tokenizer belongs to another model"
+        )
+
+
 def weight_files(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.suffix == ".safetensors" or p.suffix in PICKLE_SUFFIXES)
 
 
 def pick_device() -> str:
+    """This process's device: under a data-parallel launch each worker takes the GPU of its local rank
+    (from the start, so that no worker first loads its copy of the base onto GPU 0)."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return f"cuda:{_local_cuda_device()}" if torch.cuda.is_available() else "cpu"
 
 
 def compute_dtype(precision: str, device: str) -> "torch.dtype":
     import torch
 
     if precision == "auto":
-        precision = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        precision = "bf16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "fp32"
     if precision in ("bf16", "fp16") and device == "cpu":
         raise InvalidInput(f"{precision} training needs a GPU here; use --precision fp32 (or auto) on CPU")
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
@@ -98,21 +133,34 @@ def compute_dtype(precision: str, device: str) -> "torch.dtype":
 
 def load_tokenizer(
     source: BaseSource, *, trust_remote_code: bool = False
-) -> tuple["PreTrainedTokenizerBase", str | None]:
-    """The base's tokenizer, with a pad token; returns (tokenizer, description of any vocabulary change)."""
+) -> tuple["PreTrainedTokenizerBase", str]:
+    """The base's tokenizer with a pad token, its vocabulary untouched; returns (tokenizer, which token
+    pads, in words, for the record).
+
+    Padding never needs a new token: packed rows pad only at their ends, where labels are masked and
+    causal attention keeps real tokens from seeing the pad. Adding one would resize the embeddings and
+    tie every adapter to a modified base that serving engines (vLLM, LoRAX) do not have.
+    """
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=trust_remote_code)
-    change = None
-    if tokenizer.pad_token is None:
-        if tokenizer.eos_token is not None:
-            # Reusing EOS keeps the vocabulary (and so the embeddings) untouched; packed batches
-            # never pad anyway, and labels mask padding by position, not by token id.
-            tokenizer.pad_token = tokenizer.eos_token
-        else:
-            tokenizer.add_special_tokens({"pad_token": "<pad>"})
-            change = f"added pad token '<pad>' (vocabulary {len(tokenizer) - 1} -> {len(tokenizer)})"
-    return tokenizer, change
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=trust_remote_code)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"cannot load the tokenizer of {source.model_id}: {_load_error(exc, trust_remote_code)}"
+        ) from None
+    check_vocabulary(source, len(tokenizer))
+    if tokenizer.pad_token is not None:
+        return tokenizer, f"pad {tokenizer.pad_token!r} (the tokenizer's own)"
+    if tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer, f"pad = eos {tokenizer.eos_token!r}"
+    stand_in = tokenizer.unk_token or tokenizer.convert_ids_to_tokens(0)
+    tokenizer.pad_token = stand_in
+    return tokenizer, (
+        f"pad = existing token {stand_in!r} (id {tokenizer.pad_token_id}): the tokenizer has no pad or eos "
+        "token; vocabulary unchanged"
+    )
 
 
 def load_model(
@@ -141,18 +189,26 @@ def load_model(
     elif quantize != "none":
         raise InvalidInput(f"unknown quantization {quantize!r}: use 4bit, 8bit or none")
     if quantize != "none":
-        kwargs["device_map"] = {"": device if device == "cpu" else _local_cuda_device()}
+        kwargs["device_map"] = {"": device}
     try:
         model = AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
     except ValueError as exc:
         raise InvalidInput(
-            f"cannot load {source.model_id} as a causal LM: {str(exc).splitlines()[0]}"
+            f"cannot load {source.model_id} as a causal LM: {_load_error(exc, trust_remote_code)}"
         ) from None
     if quantize == "none":
         model.to(device)
     # The KV cache would also disable the packed-sequence masks that keep documents apart.
     model.config.use_cache = False
     return model
+
+
+def _load_error(exc: ValueError, trust_remote_code: bool) -> str:
+    """transformers' reason in one line, with the flag to pass when the folder ships its own code."""
+    reason = str(exc).strip().splitlines()[0].strip() if str(exc).strip() else type(exc).__name__
+    if not trust_remote_code and "custom code" in reason:
+        reason += " Pass --trust-remote-code only if you trust that code: it runs on this machine."
+    return reason
 
 
 def _local_cuda_device() -> int:

@@ -6,6 +6,7 @@ Run under ``accelerate launch`` it trains data-parallel; only the main process s
 """
 
 import json
+import logging
 import math
 import shutil
 import time
@@ -24,17 +25,19 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from loraledger.schemas.errors import Conflict
 from loraledger.schemas.jobs import TrainJob, TrainOutcome
 from loraledger.schemas.specs import LoraSpec
-from loraledger.trainer import data, models
+from loraledger.trainer import adapterfiles, data, models
 from loraledger.trainer.versions import library_versions, peak_rss_mb
 
 # (step, total steps, loss of the last step, tokens seen, seconds elapsed)
 Progress = Callable[[int, int, float | None, int, float], None]
 RECIPE_FILE = "loraledger-recipe.json"
+log = logging.getLogger("loraledger.trainer")
 
 
 def train(job: TrainJob, *, progress: Progress | None = None) -> TrainOutcome:
@@ -44,19 +47,39 @@ def train(job: TrainJob, *, progress: Progress | None = None) -> TrainOutcome:
     # 1. Set up: tokenizer, base model (quantized if asked), LoRA on top.
     device = models.pick_device()
     dtype = models.compute_dtype(spec.precision, device)
-    tokenizer, vocab_change = models.load_tokenizer(job.base, trust_remote_code=job.trust_remote_code)
+    tokenizer, padding = models.load_tokenizer(job.base, trust_remote_code=job.trust_remote_code)
     model = models.load_model(
         job.base, quantize=spec.quantize, dtype=dtype, device=device, trust_remote_code=job.trust_remote_code
     )
-    if vocab_change:
-        model.resize_token_embeddings(len(tokenizer))
+    log.info(
+        "base %s loaded on %s: %s, quantize=%s; %s",
+        job.base.model_id,
+        device,
+        str(dtype).removeprefix("torch."),
+        spec.quantize,
+        padding,
+    )
+    # Non-reentrant checkpointing: the reentrant kind needs inputs that require grad and warns
+    # (or silently drops gradients) when the frozen embedding output does not.
+    checkpointing = {"use_reentrant": False}
     if spec.quantize != "none":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=spec.gradient_checkpointing)
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=spec.gradient_checkpointing,
+            gradient_checkpointing_kwargs=checkpointing,
+        )
     elif spec.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
     peft_model, lora = attach_lora(model, job)
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    log.info(
+        "LoRA r=%d alpha=%g on %s: %s trainable parameters (%s)",
+        lora.r,
+        lora.alpha,
+        ",".join(lora.target_modules or []),
+        f"{trainable:,}",
+        "continuing the parent adapter" if job.parent_adapter else "fresh",
+    )
 
     # 2. Data: tokenize, window, pack.
     dataset, stats = data.prepare(
@@ -67,6 +90,19 @@ def train(job: TrainJob, *, progress: Progress | None = None) -> TrainOutcome:
         seed=spec.seed,
         text_field=spec.text_field,
         chat_template=spec.chat_template,
+    )
+    log.info(
+        "data: %d rows (%d replayed) -> %d windows (%d extra from long documents, %d without loss left "
+        "out), %d tokens, %d carrying loss, %d micro-batches, %.1f%% padding",
+        stats.rows,
+        job.replay_rows,
+        stats.sequences,
+        stats.windows_split,
+        stats.windows_skipped,
+        stats.tokens,
+        stats.trained_tokens,
+        stats.micro_batches,
+        100 * stats.padding_share,
     )
 
     # 3. Fit.
@@ -104,22 +140,33 @@ def train(job: TrainJob, *, progress: Progress | None = None) -> TrainOutcome:
         callbacks=[meter],
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout, where data goes
-    resume_from = (
-        get_last_checkpoint(str(job.checkpoint_dir)) if job.resume and job.checkpoint_dir.is_dir() else None
-    )
-    started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_from)
-    seconds = time.perf_counter() - started
+    resume_from = last_checkpoint(job.checkpoint_dir) if job.resume else None
+    if resume_from is not None:
+        log.info("resuming from %s", resume_from)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    seconds, cpu_seconds = meter.seconds(), meter.cpu_seconds()
 
     # 4. Save (main process only) the adapter, with its resolved recipe beside it.
     if trainer.is_world_process_zero():
-        save_adapter(peft_model, job.output_dir, job=job, lora=lora)
+        save_adapter(peft_model, job.output_dir, job=job, lora=lora, padding=padding)
     trainer.accelerator.wait_for_everyone()
-    tokens_seen = meter.tokens(trainer.state.global_step, trainer.state.max_steps, spec.epochs)
+    step = trainer.state.global_step
+    tokens_seen = meter.tokens(step, trainer.state.max_steps, spec.epochs) - meter.tokens(
+        meter.start_step, trainer.state.max_steps, spec.epochs
+    )
+    log.info(
+        "trained steps %d-%d of %d in %.1fs (%.0f tokens/s), final loss %.4f",
+        meter.start_step + 1,
+        step,
+        trainer.state.max_steps,
+        seconds,
+        tokens_seen / seconds if seconds > 0 else 0.0,
+        float("nan") if meter.final_loss() is None else meter.final_loss(),
+    )
     return TrainOutcome(
         adapter_dir=job.output_dir,
         final_loss=meter.final_loss(),
-        steps=trainer.state.global_step,
+        steps=step,
         seconds=seconds,
         tokens_per_second=tokens_seen / seconds if seconds > 0 else 0.0,
         data=stats,
@@ -127,15 +174,40 @@ def train(job: TrainJob, *, progress: Progress | None = None) -> TrainOutcome:
         target_modules=sorted(lora.target_modules or []),
         lora=lora,
         libraries=library_versions(),
-        vocab_change=vocab_change,
-        resumed_from=Path(resume_from).name if resume_from else None,
+        padding=padding,
+        resumed_from=resume_from.name if resume_from else None,
+        resumed_at_step=meter.start_step if resume_from else None,
         peak_rss_mb=peak_rss_mb(),
+        cpu_seconds=cpu_seconds,
     )
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint, after removing any that a crash left half-written.
+
+    The Trainer writes ``trainer_state.json`` last, so a folder without a readable one was interrupted
+    (kill -9 while saving); resuming from it would fail, or worse, load a partial optimizer state."""
+    if not folder.is_dir():
+        return None
+    complete: list[tuple[int, Path]] = []
+    for candidate in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        step = candidate.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")
+        if not (candidate.is_dir() and step.isdigit()):
+            continue
+        try:
+            json.loads((candidate / TRAINER_STATE_NAME).read_text())
+        except (OSError, ValueError):
+            log.warning("removing %s: a crash left it incomplete", candidate)
+            shutil.rmtree(candidate, ignore_errors=True)
+            continue
+        complete.append((int(step), candidate))
+    return max(complete)[1] if complete else None
 
 
 def attach_lora(model: PreTrainedModel, job: TrainJob) -> tuple[PeftModel, LoraSpec]:
     """Continue the parent adapter with its weights trainable, or start a fresh one."""
     if job.parent_adapter is not None:
+        models.check_adapter_folder(job.parent_adapter, allow_pickle=job.allow_pickle)
         parent = LoraConfig.from_pretrained(str(job.parent_adapter))
         resolved = LoraSpec(
             r=parent.r,
@@ -145,7 +217,12 @@ def attach_lora(model: PreTrainedModel, job: TrainJob) -> tuple[PeftModel, LoraS
         )
         _refuse_shape_change(job.lora, resolved)
         # is_trainable=True: peft loads adapters frozen by default, which would silently train nothing.
-        peft_model = PeftModel.from_pretrained(model, str(job.parent_adapter), is_trainable=True)
+        try:
+            peft_model = PeftModel.from_pretrained(model, str(job.parent_adapter), is_trainable=True)
+        except (RuntimeError, ValueError, KeyError) as exc:  # size mismatch, missing target modules
+            raise Conflict(f"the parent adapter does not fit this base model: {_reason(exc)}") from None
+        # Tensors of the file that found no module in the model are dropped with a mere warning;
+        # counting catches them, and a parent loaded frozen.
         expected = _stored_parameter_count(job.parent_adapter)
         trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
         if trainable != expected:
@@ -169,6 +246,14 @@ def attach_lora(model: PreTrainedModel, job: TrainJob) -> tuple[PeftModel, LoraS
         raise Conflict(f"cannot attach LoRA: {str(exc).splitlines()[0]}") from None
 
 
+def _reason(error: Exception) -> str:
+    """The informative line of a loading error (torch's starts with a generic header)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return next(
+        (line for line in lines if "mismatch" in line or "not found" in line), lines[0] if lines else ""
+    )
+
+
 def _refuse_shape_change(asked: LoraSpec, parent: LoraSpec) -> None:
     changed = []
     if asked.r != parent.r:
@@ -185,11 +270,14 @@ def _refuse_shape_change(asked: LoraSpec, parent: LoraSpec) -> None:
 
 
 def _stored_parameter_count(folder: Path) -> int:
+    if not (folder / "adapter_model.safetensors").is_file():  # pickled weights, allowed by --allow-pickle
+        state = torch.load(folder / "adapter_model.bin", map_location="cpu", weights_only=True)
+        return sum(tensor.numel() for tensor in state.values())
     with safe_open(str(folder / "adapter_model.safetensors"), framework="pt") as handle:
         return sum(math.prod(handle.get_slice(key).get_shape()) for key in handle.keys())  # noqa: SIM118
 
 
-def save_adapter(model: PeftModel, folder: Path, *, job: TrainJob, lora: LoraSpec) -> None:
+def save_adapter(model: PeftModel, folder: Path, *, job: TrainJob, lora: LoraSpec, padding: str) -> None:
     """Save weights and config, name the canonical base (never a local path), record the recipe."""
     if folder.exists():
         shutil.rmtree(folder)
@@ -197,37 +285,45 @@ def save_adapter(model: PeftModel, folder: Path, *, job: TrainJob, lora: LoraSpe
     (folder / "README.md").unlink(
         missing_ok=True
     )  # peft's template card; `adapters push` writes the real one
-    set_base_model_id(folder, job.base.model_id, job.base.revision)
+    adapterfiles.set_base(folder, job.base.model_id, job.base.revision)
     recipe = {
         "base_model": job.base.model_id,
         "base_revision": job.base.revision,
         "lora": lora.model_dump(),
         "training": job.training.model_dump(),
+        "replay_rows": job.replay_rows,
+        "padding": padding,
         "libraries": library_versions(),
     }
     (folder / RECIPE_FILE).write_text(json.dumps(recipe, indent=2, sort_keys=True) + "\n")
 
 
-def set_base_model_id(folder: Path, model_id: str, revision: str | None) -> None:
-    config_path = folder / "adapter_config.json"
-    config: dict[str, Any] = json.loads(config_path.read_text())
-    config["base_model_name_or_path"] = model_id
-    config["revision"] = revision
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-
 class _Meter(TrainerCallback):  # type: ignore[misc]
-    """Forwards progress to the caller and keeps the step losses."""
+    """Forwards progress to the caller, keeps the step losses and times this session's steps."""
 
     def __init__(self, progress: Progress | None, *, tokens_per_epoch: int) -> None:
         self.progress = progress
         self.tokens_per_epoch = tokens_per_epoch
         self.losses: list[float] = []
+        self.start_step = 0
         self.started = time.perf_counter()
+        self.cpu_started = time.process_time()
 
     def tokens(self, step: int, max_steps: int, epochs: float) -> int:
         """Real (non-padding) tokens trained after ``step``: packing makes steps nearly equal in size."""
         return round(self.tokens_per_epoch * epochs * step / max_steps) if max_steps else 0
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def cpu_seconds(self) -> float:
+        return time.process_time() - self.cpu_started
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        # After a resume the state already holds the checkpoint's step: speed counts this session only.
+        self.start_step = state.global_step
+        self.started = time.perf_counter()
+        self.cpu_started = time.process_time()
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any
@@ -235,10 +331,10 @@ class _Meter(TrainerCallback):  # type: ignore[misc]
         if not logs or "loss" not in logs:
             return
         self.losses.append(float(logs["loss"]))
+        log.info("step %d/%d loss %.4f", state.global_step, state.max_steps, self.losses[-1])
         if self.progress is not None:
-            elapsed = time.perf_counter() - self.started
-            tokens = self.tokens(state.global_step, state.max_steps, args.num_train_epochs)
-            self.progress(state.global_step, state.max_steps, self.losses[-1], tokens, elapsed)
+            tokens = self.tokens(state.global_step - self.start_step, state.max_steps, args.num_train_epochs)
+            self.progress(state.global_step, state.max_steps, self.losses[-1], tokens, self.seconds())
 
     def final_loss(self) -> float | None:
         """Mean loss of the last ten steps: the last step alone is one noisy micro-batch."""

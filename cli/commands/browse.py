@@ -1,14 +1,9 @@
 """Read-only views of the registry: list, show, lineage, history, datasets, diff."""
 
-from typing import TYPE_CHECKING
-
 import click
 
 from loraledger.cli.output import out, print_json
 from loraledger.cli.settings import Settings
-
-if TYPE_CHECKING:
-    from loraledger.registry import LineageNode
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
@@ -19,18 +14,19 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 @click.pass_obj
 def list_versions(settings: Settings, name: str | None, as_json: bool) -> None:
     """List versions (of NAME, or of every adapter)."""
-    versions = settings.open_registry().versions(name)
-    if as_json:
+    registry = settings.open_registry()
+    if as_json:  # every field of every version: heavier than the table, which loads only what it shows
         from loraledger.cli.render import version_json
 
-        print_json([version_json(v, full=False) for v in versions])
+        print_json([version_json(v, full=False) for v in registry.versions(name)])
         return
-    if not versions:
+    summaries = registry.summaries(name)
+    if not summaries:
         out().print("no adapters yet: train one with `adapters train NAME --base MODEL --data FILE`")
         return
     from loraledger.cli.render import versions_table
 
-    out().print(versions_table(versions))
+    out().print(versions_table(summaries, width=out().width))
 
 
 @click.command()
@@ -53,24 +49,31 @@ def show(settings: Settings, ref: str, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def lineage(settings: Settings, name: str, as_json: bool) -> None:
-    """The training tree of NAME, with stack and merge inputs."""
+    """The training tree of NAME, with stack and merge inputs.
+
+    --json prints one entry per version with its parent and inputs (a flat list: lineages run to
+    thousands of versions, deeper than nested JSON can go)."""
+    registry = settings.open_registry()
+    if as_json:
+        print_json(
+            [
+                {
+                    "ref": v.ref,
+                    "kind": v.kind,
+                    "parent": v.parent,
+                    "inputs": [i.model_dump() for i in v.inputs],
+                    "aliases": v.aliases,
+                    "current": v.is_current,
+                    "train_digest": v.train_digest,
+                    "final_loss": v.final_loss,
+                }
+                for v in registry.summaries(name)
+            ]
+        )
+        return
     from loraledger.cli.render import lineage_tree
 
-    roots = settings.open_registry().lineage(name)
-    if as_json:
-
-        def node(n: "LineageNode") -> dict[str, object]:
-            return {
-                "ref": n.version.ref,
-                "kind": n.version.kind,
-                "current": n.version.is_current,
-                "inputs": [node(i) for i in n.inputs],
-                "children": [node(c) for c in n.children],
-            }
-
-        print_json([node(r) for r in roots])
-        return
-    out().print(lineage_tree(name, roots))
+    out().print(lineage_tree(name, registry.lineage(name)))
 
 
 @click.command()
@@ -85,7 +88,7 @@ def history(settings: Settings, name: str, as_json: bool) -> None:
         return
     from loraledger.cli.render import history_table
 
-    out().print(history_table(events))
+    out().print(history_table(events), crop=False)
 
 
 @click.command()
@@ -106,13 +109,14 @@ def datasets(settings: Settings, name: str | None, as_json: bool) -> None:
 @click.command()
 @click.argument("a")
 @click.argument("b")
+@click.option("--all", "everything", is_flag=True, help="Show every field, not only those that differ.")
 @json_option
 @click.pass_obj
-def diff(settings: Settings, a: str, b: str, as_json: bool) -> None:
+def diff(settings: Settings, a: str, b: str, everything: bool, as_json: bool) -> None:
     """Hyperparameters, data and eval scores of two versions side by side (differences only)."""
     registry = settings.open_registry()
     left, right = registry.resolve(a).ref, registry.resolve(b).ref
-    differences = registry.diff(left, right)
+    differences = registry.diff(left, right, everything=everything)
     if as_json:
         print_json({key: {left: a_value, right: b_value} for key, (a_value, b_value) in differences.items()})
         return

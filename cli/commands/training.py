@@ -2,13 +2,15 @@
 the fields' own documentation and a recipe file and the flags can never drift apart."""
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from loraledger.cli.output import err, out, warn
 from loraledger.cli.settings import Settings
-from loraledger.schemas.specs import LoraSpec, TrainSpec
+
+if TYPE_CHECKING:
+    from loraledger.schemas.specs import LoraSpec, TrainSpec
 
 # Field -> flag names where the plain field name would read badly on a command line.
 FLAG_NAMES = {
@@ -20,7 +22,7 @@ FLAG_NAMES = {
 }
 
 
-def _spec_options(model: type[LoraSpec] | type[TrainSpec], prefix: str) -> list[Any]:
+def _spec_options(model: "type[LoraSpec] | type[TrainSpec]", prefix: str) -> list[Any]:
     options = []
     for name, info in model.model_fields.items():
         flags = FLAG_NAMES.get(name, ["--" + name.replace("_", "-")])
@@ -48,10 +50,55 @@ def _spec_options(model: type[LoraSpec] | type[TrainSpec], prefix: str) -> list[
     return options
 
 
+def flags_markdown() -> str:
+    """The README's table of recipe flags, generated from the spec fields (a test keeps it current)."""
+    from loraledger.schemas.specs import LoraSpec, TrainSpec
+
+    lines = ["| flag | recipe key | default | meaning |", "| --- | --- | --- | --- |"]
+    for section, model in (("lora", LoraSpec), ("training", TrainSpec)):
+        for name, info in model.model_fields.items():
+            flags = FLAG_NAMES.get(name, ["--" + name.replace("_", "-")])
+            if info.annotation is bool:
+                flags = [f"{flags[0]}/--no-{flags[0][2:]}"]
+            default = info.default
+            shown = ",".join(default) if isinstance(default, list) else default
+            lines.append(
+                f"| {', '.join(f'`{flag}`' for flag in flags)} | `{section}.{name}` | "
+                f"{'-' if default is None else f'`{shown}`'} | {info.description} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def spec_options(function: Any) -> Any:
+    from loraledger.schemas.specs import LoraSpec, TrainSpec
+
     for option in reversed(_spec_options(LoraSpec, "lora") + _spec_options(TrainSpec, "training")):
         function = option(function)
     return function
+
+
+class SpecFlagsCommand(click.Command):
+    """A command whose recipe flags (from the pydantic spec fields) are built on first use rather
+    than at import: `adapters --help` and `adapters list` then never import pydantic's specs. They
+    go right after --fresh, where the command's own options place them."""
+
+    _own: list[click.Parameter]
+    _complete = False
+
+    @property
+    def params(self) -> list[click.Parameter]:
+        if not self._complete:
+            self._complete = True
+            holder = spec_options(lambda: None)
+            flags = list(reversed(holder.__click_params__))
+            names = [param.name for param in self._own]
+            at = names.index("fresh") + 1 if "fresh" in names else len(self._own)
+            self._own[at:at] = flags
+        return self._own
+
+    @params.setter
+    def params(self, value: list[click.Parameter]) -> None:
+        self._own = value
 
 
 def build_recipe(config: Path | None, overrides: dict[str, Any]) -> tuple[Any, set[str]]:
@@ -63,25 +110,44 @@ def build_recipe(config: Path | None, overrides: dict[str, Any]) -> tuple[Any, s
     from loraledger.schemas.specs import Recipe
 
     data = load_recipe(config) if config else {}
-    explicit_lora = set((data.get("lora") or {}).keys())
+    for section in ("lora", "training", "eval"):
+        if data.get(section) is None:
+            data[section] = {}
+        elif not isinstance(data[section], dict):
+            raise InvalidInput(f"{config}: {section!r} must be a mapping of settings")
+    explicit_lora = set(data["lora"])
+    flagged: set[tuple[str, ...]] = set()
     for key, value in overrides.items():
         if value is None:
             continue
         section, field = key.split("__", 1)
         if field == "target_modules":
             value = [item.strip() for item in value.split(",") if item.strip()]
-        data.setdefault(section, {})[field] = value
+        data[section][field] = value
+        flagged.add((section, field))
         if section == "lora":
             explicit_lora.add(field)
+    template = data["training"].get("chat_template")
+    if isinstance(template, str) and "{" not in template:
+        # A path rather than a template: Jinja templates do not fit on a command line.
+        path = Path(template).expanduser()
+        if not path.is_file():
+            raise InvalidInput(f"--chat-template: {template} is neither a Jinja template nor a file")
+        data["training"]["chat_template"] = path.read_text()
     try:
         return Recipe.model_validate(data), explicit_lora
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
+        location = tuple(str(part) for part in first["loc"])
+        where = ".".join(location)
+        if location[:2] in flagged:
+            where += f" ({FLAG_NAMES.get(location[1], ['--' + location[1].replace('_', '-')])[0]})"
+        elif config:
+            where += f" (in {config})"
         raise InvalidInput(f"invalid recipe setting {where}: {first['msg']}") from None
 
 
-@click.command()
+@click.command(cls=SpecFlagsCommand)
 @click.argument("name")
 @click.option(
     "--base", metavar="MODEL", help="Base model: builtin:tiny, a local folder or a Hub id (new adapters)."
@@ -103,11 +169,18 @@ def build_recipe(config: Path | None, overrides: dict[str, Any]) -> tuple[Any, s
     help="Held-out split of this update; joins the adapter's eval suite. Repeatable.",
 )
 @click.option(
+    "--replay-data",
+    "replay_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="More data for --replay to draw from besides the lineage's training data, e.g. general text "
+    "like the base model's. Repeatable.",
+)
+@click.option(
     "--config", type=click.Path(path_type=Path), help="Recipe YAML/JSON (schemas/json/recipe.schema.json)."
 )
 @click.option("--from", "parent", metavar="REF", help="Continue from REF instead of NAME's current version.")
 @click.option("--fresh", is_flag=True, help="Start a new LoRA instead of continuing the current version.")
-@spec_options
 @click.option(
     "--resume", is_flag=True, help="Continue an interrupted run of the same command from its checkpoint."
 )
@@ -130,6 +203,7 @@ def train(
     revision: str | None,
     data: tuple[Path, ...],
     eval_files: tuple[Path, ...],
+    replay_files: tuple[Path, ...],
     config: Path | None,
     parent: str | None,
     fresh: bool,
@@ -149,6 +223,7 @@ def train(
     A new NAME needs --base. An existing NAME continues from its current version (its weights
     trainable, its base and LoRA shape kept). The output ends with the new ref, e.g. NAME@2.
     """
+    require_training_extra()
     from loraledger.cli.progress import BuildBar, TrainBar, bars
     from loraledger.cli.update import Hooks, UpdateRequest, run_update
 
@@ -162,6 +237,7 @@ def train(
         parent=parent,
         fresh=fresh,
         eval_files=list(eval_files),
+        replay_files=list(replay_files),
         run_eval=not no_eval,
         force=force,
         resume=resume,
@@ -195,6 +271,20 @@ def train(
 
     out().print(train_summary(result))
     out().print(result.version.ref)
+
+
+def require_training_extra() -> None:
+    """The registry installs without torch; commands that touch models say how to get it."""
+    import importlib.util
+
+    from loraledger.schemas.errors import LedgerError
+
+    missing = [name for name in ("torch", "transformers", "peft") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise LedgerError(
+            f"this command needs {', '.join(missing)}, which are not installed: "
+            "pip install 'loraledger[train]'"
+        )
 
 
 COMMANDS = [train]

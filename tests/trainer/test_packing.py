@@ -14,17 +14,21 @@ def tokenized(length: int, start: int = 0) -> data.Tokenized:
 
 def test_windows_split_long_documents_without_losing_tokens() -> None:
     windows, extra = data.split_windows([tokenized(1000), tokenized(10)], max_length=256)
-    assert extra == 3  # 1000 tokens -> 4 windows of <= 256
-    assert [len(w) for w in windows] == [256, 256, 256, 232, 10]
-    assert sum(len(w) for w in windows) == 1010
-    assert [t for w in windows[:4] for t in w.input_ids] == tokenized(1000).input_ids
+    assert extra == 3  # 1000 tokens -> 4 windows of <= 256, sharing one token at each boundary
+    assert [len(w) for w in windows] == [256, 256, 256, 235, 10]
+    original = tokenized(1000).input_ids
+    assert windows[0].input_ids + [t for w in windows[1:4] for t in w.input_ids[1:]] == original
+    # every token after the first is a target in exactly one window (a window's first token never is)
+    targets = [t for w in windows[:4] for t in w.labels[1:]]
+    assert targets == original[1:]
 
 
 def test_windows_without_labels_are_dropped() -> None:
     prompt_only = data.Tokenized(list(range(3, 303)), [data.IGNORE] * 290 + list(range(10)))
     windows, extra = data.split_windows([prompt_only], max_length=100)
-    assert extra == 2
-    assert len(windows) == 1 and windows[0].labels[-10:] == list(range(10))
+    assert extra == 3  # starts 0, 99, 198, 297
+    assert len(windows) == 2  # the two prompt-only windows are left out
+    assert [t for w in windows for t in w.labels[1:] if t != data.IGNORE] == list(range(10))
 
 
 def test_pack_rows_respect_capacity_and_keep_every_sequence() -> None:
@@ -84,3 +88,49 @@ def test_packed_logits_equal_separate_logits(architecture: str) -> None:
     assert torch.allclose(packed[0, :9], alone[0], atol=1e-5)
     assert torch.allclose(packed[0, 9:], alone[1], atol=1e-5)
     assert torch.allclose(packed[1, :4], alone[2], atol=1e-5)
+
+
+@pytest.mark.parametrize("architecture", ["llama", "gpt2"])
+def test_packed_training_loss_is_the_token_weighted_mean_of_document_losses(architecture: str) -> None:
+    """The loss the Trainer optimises on a packed batch is what training each document alone gives,
+    weighted by the tokens each one predicts: packing changes the speed, not the objective."""
+    torch.manual_seed(0)
+    if architecture == "llama":
+        model = LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=128,
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+            )
+        )
+    else:
+        model = GPT2LMHeadModel(
+            GPT2Config(vocab_size=128, n_embd=32, n_layer=2, n_head=4, bos_token_id=1, eos_token_id=2)
+        )
+    model.eval()
+    prompt_masked = data.Tokenized(tokenized(7, start=20).input_ids, [data.IGNORE] * 3 + list(range(10, 14)))
+    documents = [tokenized(9), tokenized(6, start=40), tokenized(4, start=7), prompt_masked]
+    batch = data.collate_rows([[documents[0], documents[1]], [documents[2], documents[3]]], pad_id=0)
+    with torch.no_grad():
+        packed = float(model(**batch, use_cache=False).loss)
+        losses, weights = [], []
+        for document in documents:
+            labels = torch.tensor([document.labels])
+            alone = model(input_ids=torch.tensor([document.input_ids]), labels=labels, use_cache=False)
+            losses.append(float(alone.loss))
+            weights.append(int((labels[0, 1:] != data.IGNORE).sum()))
+    assert weights == [8, 5, 3, 4]
+    expected = sum(loss * weight for loss, weight in zip(losses, weights, strict=True)) / sum(weights)
+    assert packed == pytest.approx(expected, abs=1e-5)
+
+
+def test_micro_batches_group_rows_of_similar_fill() -> None:
+    lengths = [512] * 12 + [40, 30, 20, 10]  # twelve full rows, then short leftovers
+    rows = data.pack(lengths, 512, seed=3)
+    batches = data.batch_rows(rows, lengths, 4, seed=3)
+    assert sorted(i for batch in batches for row in batch for i in row) == list(range(len(lengths)))
+    windows = [tokenized(length) for length in lengths]
+    assert data.padding_share(windows, batches) < data.padding_share(windows, data.micro_batches(rows, 4))
+    assert data.batch_rows(rows, lengths, 4, seed=3) == batches  # deterministic for a seed

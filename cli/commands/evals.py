@@ -1,0 +1,215 @@
+"""Measuring forgetting: eval, evals (the score matrix), suite (what every version is scored on),
+report (plots and an HTML page)."""
+
+from pathlib import Path
+
+import click
+
+from loraledger.cli.output import err, out, print_json
+from loraledger.cli.settings import Settings
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def _stage(quiet: bool):  # type: ignore[no-untyped-def]
+    return (lambda message: None) if quiet else (lambda message: err().print(f"[dim]{message}[/]"))
+
+
+@click.command("eval")
+@click.argument("ref")
+@click.option(
+    "--data",
+    "files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Held-out text to score (JSONL, JSON, CSV, Parquet, text). Repeatable. "
+    "Without --data: every set of the adapter's suite.",
+)
+@click.option("--as", "label", metavar="NAME", help="Label the scores of the one --data file.")
+@click.option(
+    "--lm-eval",
+    "lm_eval_tasks",
+    metavar="TASKS",
+    help="Comma-separated lm-evaluation-harness tasks to run instead (needs the lm-eval extra).",
+)
+@click.option("--limit", type=int, help="With --lm-eval: at most this many examples per task.")
+@click.option("--rescore", is_flag=True, help="Compute scores again even where some are recorded.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
+@json_option
+@click.pass_obj
+def eval_command(
+    settings: Settings,
+    ref: str,
+    files: tuple[Path, ...],
+    label: str | None,
+    lm_eval_tasks: str | None,
+    limit: int | None,
+    rescore: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Score REF on held-out text: mean token NLL and perplexity, recorded in the registry.
+
+    REF is a version (NAME, NAME@3, NAME@ALIAS) or NAME@base for the base model of NAME's current
+    version. Scores are kept per (version, dataset): asking again reads them back. The base model is
+    scored on the same sets once, and the change against it is shown.
+    """
+    if lm_eval_tasks is not None:
+        from loraledger.cli.evals import evaluate_lm_eval
+
+        tasks = [task.strip() for task in lm_eval_tasks.split(",") if task.strip()]
+        report = evaluate_lm_eval(settings, ref, tasks, limit=limit, stage=_stage(quiet))
+    else:
+        from loraledger.cli.evals import evaluate
+
+        report = evaluate(settings, ref, list(files), label=label, rescore=rescore, stage=_stage(quiet))
+    if as_json:
+        from loraledger.cli.matrix import finite
+
+        print_json(
+            finite(
+                {
+                    "target": report.target.title,
+                    "ref": report.target.version.ref,
+                    "base_only": report.target.base_only,
+                    "scores": [
+                        {
+                            "label": line.label,
+                            "digest": line.digest,
+                            "nll": line.nll,
+                            "perplexity": line.perplexity,
+                            "base_nll": line.base_nll,
+                            "vs_base": line.vs_base,
+                            "scored_now": line.scored_now,
+                        }
+                        for line in report.lines
+                    ],
+                    "benchmarks": [
+                        {"task": b.label, "metric": b.metric, "value": b.value} for b in report.benchmarks
+                    ],
+                }
+            )
+        )
+        return
+    from loraledger.cli.render_evals import eval_table
+
+    out().print(eval_table(report))
+
+
+@click.command()
+@click.argument("name")
+@json_option
+@click.pass_obj
+def evals(settings: Settings, name: str, as_json: bool) -> None:
+    """The score matrix of NAME: versions x eval sets (NLL), each against its parent and the base,
+    with backward transfer, maximum forgetting and retention under it."""
+    from loraledger.cli.matrix import matrix_json, matrix_view
+
+    registry = settings.open_registry()
+    matrix = registry.score_matrix(name)
+    threshold = registry.max_regression(name)
+    ever_current = {e.to_version for e in registry.history(name) if e.alias == "current" and e.to_version}
+    if as_json:
+        print_json(matrix_json(matrix, name=name, threshold=threshold, ever_current=ever_current))
+        return
+    out().print(matrix_view(matrix, name=name, threshold=threshold, ever_current=ever_current))
+
+
+@click.group()
+def suite() -> None:
+    """NAME's eval suite: every update's eval split plus general-text retention sets."""
+
+
+@suite.command("add")
+@click.argument("name")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--label", help="Name of the set in tables and plots (default: the file's stem).")
+@click.pass_obj
+def suite_add(settings: Settings, name: str, file: Path, label: str | None) -> None:
+    """Add FILE (general text the adapter must not forget) to NAME's suite as a retention set.
+
+    Every later version is scored on it, and the gate holds back a version that gets worse on it.
+    Works before NAME's first version too.
+    """
+    from loraledger.cli.suites import add_suite_file
+
+    entry = add_suite_file(settings.open_registry(), name, file, label=label)
+    rows = f"{entry.dataset.rows:,} rows"
+    out().print(f"{name} suite: {entry.label} ({entry.role}, {rows}, {entry.dataset.digest[:19]})")
+    err().print(f"[dim]score existing versions on it with `adapters eval {name}@N`[/]")
+
+
+@suite.command("list")
+@click.argument("name")
+@json_option
+@click.pass_obj
+def suite_list(settings: Settings, name: str, as_json: bool) -> None:
+    """The sets in NAME's suite and its gate threshold."""
+    registry = settings.open_registry()
+    entries = registry.suite(name)
+    threshold = registry.max_regression(name)
+    if as_json:
+        print_json(
+            {
+                "name": name,
+                "threshold": threshold,
+                "sets": [
+                    {
+                        "label": e.label,
+                        "role": e.role,
+                        "learned_by": e.added_by_version,
+                        "digest": e.dataset.digest,
+                        "rows": e.dataset.rows,
+                        "source": e.dataset.source,
+                    }
+                    for e in entries
+                ],
+            }
+        )
+        return
+    from loraledger.cli.render_evals import suite_table
+
+    out().print(suite_table(name, entries, threshold))
+
+
+@suite.command("threshold")
+@click.argument("name")
+@click.argument("value", type=float)
+@click.pass_obj
+def suite_threshold(settings: Settings, name: str, value: float) -> None:
+    """Set NAME's gate: the largest allowed relative NLL increase (0.05 = 5%) on retention sets and
+    earlier updates' eval splits before a new version is held back."""
+    import math
+
+    from loraledger.cli.output import warn
+    from loraledger.schemas.errors import InvalidInput
+
+    if not math.isfinite(value) or value < 0:
+        raise InvalidInput(f"invalid threshold {value}: use a relative NLL increase >= 0, e.g. 0.05 for 5%")
+    if value >= 1:
+        warn(f"{value} allows NLL to grow by {value:.0%}; for {value:g}% pass {value / 100:g}")
+    registry = settings.open_registry()
+    before = registry.max_regression(name)
+    registry.set_max_regression(name, value)
+    out().print(f"{name}: gate threshold {before:.1%} -> {value:.1%}")
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="FILE.html (self-contained page: lineage, matrix, metrics, plots) or FILE.png (the plots).",
+)
+@click.pass_obj
+def report(settings: Settings, name: str, out_path: Path) -> None:
+    """Plot each eval set's score across NAME's lineage; write a PNG or a self-contained HTML page."""
+    from loraledger.cli.report import write_report
+
+    written = write_report(settings, name, out_path)
+    out().print(str(written))
+
+
+COMMANDS = [eval_command, evals, suite, report]

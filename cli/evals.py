@@ -1,0 +1,193 @@
+"""``adapters eval``: score one version (or an adapter's base model) on held-out text, on its whole
+suite, or on lm-evaluation-harness tasks, and record the scores in the registry.
+
+Scores are kept per (version, dataset digest): asking again for a pair already scored reads the
+recorded value and loads no model (``--rescore`` computes it again). The base model's scores on the
+same sets are computed once and cached too, so every line can say how far the adapter moved.
+"""
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from loraledger.cli.fingerprints import fingerprint
+from loraledger.cli.settings import Settings
+from loraledger.cli.suites import (
+    EvalSet,
+    Scorer,
+    base_scores,
+    check_adapter_folder,
+    suite_sets,
+    version_scores,
+)
+from loraledger.registry import Registry
+from loraledger.registry.forgetting import latest_scores
+from loraledger.schemas.errors import Conflict, InvalidInput
+from loraledger.schemas.jobs import BaseSource
+from loraledger.schemas.names import Ref
+from loraledger.schemas.records import BaseModelRecord, EvalResult, NewEval, VersionRecord
+
+
+@dataclass(frozen=True)
+class Target:
+    """What is scored: a version, or (``NAME@base``) the base model of NAME's current version."""
+
+    version: VersionRecord
+    base_only: bool
+
+    @property
+    def title(self) -> str:
+        if self.base_only:
+            return f"{self.version.name}@base ({self.version.base.model_id})"
+        return self.version.ref
+
+
+@dataclass(frozen=True)
+class Line:
+    label: str
+    digest: str
+    nll: float | None
+    perplexity: float | None
+    base_nll: float | None
+    scored_now: bool
+
+    @property
+    def vs_base(self) -> float | None:
+        if self.nll is None or self.base_nll is None or self.base_nll == 0:
+            return None
+        return (self.nll - self.base_nll) / self.base_nll
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    target: Target
+    lines: list[Line]
+    benchmarks: list[NewEval]
+
+
+def resolve_target(registry: Registry, text: str) -> Target:
+    ref = Ref.parse(text)
+    if ref.alias == "base":
+        return Target(registry.resolve(Ref(name=ref.name)), base_only=True)
+    return Target(registry.resolve(ref), base_only=False)
+
+
+def locate_base(settings: Settings, base: BaseModelRecord, *, allow_pickle: bool = False) -> BaseSource:
+    """The base model recorded on a version, on this machine, checked to be the very same weights."""
+    from loraledger.trainer.models import resolve_base
+
+    source = resolve_base(
+        base.model_id, cache_dir=settings.cache_dir, revision=base.revision, allow_pickle=allow_pickle
+    )
+    found = fingerprint(source, settings.cache_dir)
+    if not base.same_model(found):
+        raise Conflict(
+            f"the base {base.model_id} on this machine is not the one recorded "
+            f"(weights {found.weights_digest or found.revision} vs {base.weights_digest or base.revision})"
+        )
+    return source
+
+
+def evaluate(
+    settings: Settings,
+    target_ref: str,
+    files: list[Path],
+    *,
+    label: str | None = None,
+    rescore: bool = False,
+    stage: Callable[[str], None] = lambda message: None,
+) -> EvalReport:
+    """Score the target on FILEs, or with no files on every set of its adapter's suite."""
+    from loraledger.registry.digests import canonical_records
+    from loraledger.trainer.datafiles import read_records
+
+    if label is not None and len(files) != 1:
+        raise InvalidInput("--as names one data file: pass exactly one --data with it")
+    registry = settings.open_registry()
+    target = resolve_target(registry, target_ref)
+    suite = suite_sets(registry, target.version.name)
+    if files:
+        sets: dict[str, EvalSet] = {}
+        for path in files:
+            loaded = read_records(path)
+            dataset = registry.store_dataset(
+                canonical_records(loaded.records), format=loaded.format, source=loaded.source
+            )
+            known = suite.get(dataset.digest)
+            name = label or (known.label if known else Path(loaded.source).stem or "eval")
+            sets[dataset.digest] = EvalSet(name, dataset, known.role if known else "extra")
+    else:
+        sets = suite
+        if not sets:
+            raise InvalidInput(
+                f"{target.version.name} has no eval suite yet: pass --data FILE, or add sets with "
+                f"`adapters suite add {target.version.name} FILE`"
+            )
+    scorer = Scorer(
+        registry,
+        target.version.base,
+        lambda: locate_base(settings, target.version.base),
+        stage=stage,
+    )
+    scored: set[str] = set()  # sets the target itself was scored on just now (not its base)
+    if not target.base_only:
+        scored = {e.dataset.digest for e in scorer.ensure_version(target.version, sets, rescore=rescore)}
+    base_scored = {e.dataset.digest for e in scorer.ensure_base(sets, rescore=rescore and target.base_only)}
+    if target.base_only:
+        scored = base_scored
+
+    base = base_scores(registry, target.version.base)
+    if target.base_only:
+        mine, perplexities = base, _perplexities(registry.base_evals(target.version.base), None)
+    else:
+        results = registry.resolve(target.version.ref).evals
+        mine = version_scores(results, target.version.ref)
+        perplexities = _perplexities(results, target.version.ref)
+    lines = [
+        Line(
+            label=eval_set.label,
+            digest=digest,
+            nll=mine.get(digest),
+            perplexity=perplexities.get(digest),
+            base_nll=None if target.base_only else base.get(digest),
+            scored_now=digest in scored,
+        )
+        for digest, eval_set in sets.items()
+    ]
+    return EvalReport(target=target, lines=lines, benchmarks=[])
+
+
+def evaluate_lm_eval(
+    settings: Settings,
+    target_ref: str,
+    tasks: list[str],
+    *,
+    limit: int | None = None,
+    stage: Callable[[str], None] = lambda message: None,
+) -> EvalReport:
+    """Run lm-evaluation-harness tasks on the target and record every metric as an eval result."""
+    from loraledger.cli.lmeval import require_lm_eval, results_to_evals, run_tasks
+
+    require_lm_eval()  # before anything slow: a missing extra is a one-line answer
+    if not tasks:
+        raise InvalidInput("--lm-eval takes a comma-separated list of task names, e.g. hellaswag,arc_easy")
+    registry = settings.open_registry()
+    target = resolve_target(registry, target_ref)
+    source = locate_base(settings, target.version.base)
+    stage(f"running lm-evaluation-harness on {target.title}: {', '.join(tasks)}")
+    with tempfile.TemporaryDirectory(prefix="loraledger-lm-eval-") as scratch:
+        adapter = None
+        if not target.base_only:
+            adapter = registry.checkout(target.version.ref, Path(scratch) / "adapter")
+            check_adapter_folder(target.version, adapter)
+        evals = results_to_evals(run_tasks(source, adapter, tasks, limit=limit), limit=limit)
+    if target.base_only:
+        registry.record_base_evals(target.version.base, evals)
+    else:
+        registry.record_evals(target.version.ref, evals)
+    return EvalReport(target=target, lines=[], benchmarks=evals)
+
+
+def _perplexities(results: list[EvalResult], ref: str | None) -> dict[str, float]:
+    return latest_scores(results, "perplexity").get(ref, {})

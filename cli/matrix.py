@@ -1,0 +1,243 @@
+"""The score matrix (``adapters evals``) as a rich table, as JSON, and the words that explain it.
+
+Colours read the same everywhere: red = worse by more than the gate's threshold, yellow = worse,
+green = better, dim = within half a percent. NLL: lower is better.
+"""
+
+import math
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from loraledger.registry.forgetting import Change, Row, ScoreMatrix, UpdateForgetting, VersionMetrics
+
+NOISE = 0.005  # relative changes smaller than this are shown dim: scoring noise, not a trend
+
+LEGEND = (
+    "Mean token NLL (nats), lower is better. Under each score: change against the parent (p) and "
+    "against the base model (b). BWT (backward transfer) = mean over the earlier updates in the "
+    "lineage of (NLL on its eval split now - NLL right after it was learned): positive = forgetting, "
+    "negative = later updates helped. Max forgetting = the largest rise of an earlier update's NLL above "
+    "the best it ever had. Retention = change on general-text retention sets against the base."
+)
+
+
+def colour(relative: float | None, threshold: float) -> str:
+    if relative is None or not math.isfinite(relative):
+        return "dim"
+    if relative > threshold:
+        return "bold red"
+    if relative > NOISE:
+        return "yellow"
+    if relative < -NOISE:
+        return "green"
+    return "dim"
+
+
+def percent(relative: float | None) -> str:
+    if relative is None or not math.isfinite(relative):
+        return "-"
+    return f"{relative:+.1%}"
+
+
+def held_back(matrix: ScoreMatrix, ever_current: set[int]) -> set[int]:
+    return {row.version.number for row in matrix.rows} - ever_current
+
+
+def matrix_table(matrix: ScoreMatrix, *, threshold: float, ever_current: set[int]) -> Table:
+    table = Table(header_style="bold", show_lines=True, title="NLL per eval set (lower is better)")
+    table.add_column("version")
+    for eval_set in matrix.sets:
+        role = eval_set.role if eval_set.learned_by is None else f"update of v{eval_set.learned_by}"
+        table.add_column(Text.assemble(eval_set.label, "\n", (role, "dim")), justify="right")
+    held = held_back(matrix, ever_current)
+    for key, scores in matrix.bases.items():
+        title = "base" if len(matrix.bases) == 1 else f"base {key.split(':')[-1][:8]}"
+        table.add_row(
+            Text(title, style="italic"),
+            *[
+                Text(f"{scores[s.digest]:.4f}") if s.digest in scores else Text("-", "dim")
+                for s in matrix.sets
+            ],
+        )
+    for row in matrix.rows:
+        version = row.version
+        name = Text(f"v{version.number}")
+        if version.parent is not None:
+            name.append(f" ← v{version.parent}", "dim")
+        if version.current:
+            name.append("\ncurrent", "bold green")
+        elif version.number in held:
+            name.append("\nheld back", "red")
+        table.add_row(name, *[_cell(row, s.digest, threshold) for s in matrix.sets])
+    return table
+
+
+def _cell(row: Row, digest: str, threshold: float) -> Text:
+    cell = row.cells.get(digest)
+    if cell is None:
+        return Text("-", "dim")
+    text = Text(f"{cell.nll:.4f}")
+    parts: list[tuple[str, Change | None]] = [("p", cell.vs_parent), ("b", cell.vs_base)]
+    shown = [(tag, change) for tag, change in parts if change is not None]
+    if shown:
+        text.append("\n")
+        for index, (tag, change) in enumerate(shown):
+            assert change is not None
+            if index:
+                text.append(" ")
+            text.append(f"{percent(change.relative)}{tag}", colour(change.relative, threshold))
+    return text
+
+
+def metrics_table(matrix: ScoreMatrix, *, threshold: float) -> Table:
+    table = Table(header_style="bold", title="Forgetting (NLL: positive = forgot)")
+    for column in ("version", "BWT", "max forgetting", "retention vs base"):
+        table.add_column(column, justify="left" if column == "version" else "right")
+    for row in matrix.rows:
+        metrics = row.metrics
+        table.add_row(
+            f"v{row.version.number}" + (" (current)" if row.version.current else ""),
+            _bwt(metrics, threshold),
+            _max_forgetting(matrix, metrics, threshold),
+            _retention(metrics, threshold),
+        )
+    return table
+
+
+def _bwt(metrics: VersionMetrics, threshold: float) -> Text:
+    if metrics.bwt is None:
+        return Text("-", "dim")
+    return Text(
+        f"{metrics.bwt:+.4f} ({percent(metrics.bwt_relative)}, {len(metrics.updates)} update(s))",
+        colour(metrics.bwt_relative, threshold),
+    )
+
+
+def _max_forgetting(matrix: ScoreMatrix, metrics: VersionMetrics, threshold: float) -> Text:
+    worst = metrics.max_forgetting
+    if worst is None:
+        return Text("-", "dim")
+    label = matrix.eval_set(worst.digest).label
+    return Text(
+        f"{worst.forgetting:+.4f} ({percent(worst.forgetting_relative)}) on {label}",
+        colour(worst.forgetting_relative, threshold),
+    )
+
+
+def _retention(metrics: VersionMetrics, threshold: float) -> Text:
+    if not metrics.retention:
+        return Text("-", "dim")
+    return Text(percent(metrics.retention_relative), colour(metrics.retention_relative, threshold))
+
+
+def matrix_view(matrix: ScoreMatrix, *, name: str, threshold: float, ever_current: set[int]) -> Group:
+    if not matrix.rows:
+        return Group(Text(f"{name} has no versions yet"))
+    if not matrix.sets:
+        return Group(
+            Text(
+                f"{name} has no eval sets: train with --eval FILE, or `adapters suite add {name} FILE`, "
+                f"then `adapters eval {name}`"
+            )
+        )
+    return Group(
+        matrix_table(matrix, threshold=threshold, ever_current=ever_current),
+        metrics_table(matrix, threshold=threshold),
+        Text(f"gate: current moves only if no retention set or earlier update gets > {threshold:.1%} worse"),
+        Text(LEGEND, style="dim"),
+    )
+
+
+# ---- JSON -----------------------------------------------------------------------------------------
+
+
+def matrix_json(
+    matrix: ScoreMatrix, *, name: str, threshold: float, ever_current: set[int]
+) -> dict[str, Any]:
+    held = held_back(matrix, ever_current)
+    labels = {s.digest: s.label for s in matrix.sets}
+    data: dict[str, Any] = finite(
+        {
+            "name": name,
+            "metric": "nll",
+            "lower_is_better": True,
+            "threshold": threshold,
+            "sets": [
+                {"digest": s.digest, "label": s.label, "role": s.role, "learned_by": s.learned_by}
+                for s in matrix.sets
+            ],
+            "bases": matrix.bases,
+            "versions": [
+                {
+                    "ref": f"{name}@{row.version.number}",
+                    "number": row.version.number,
+                    "parent": row.version.parent,
+                    "current": row.version.current,
+                    "held_back": row.version.number in held,
+                    "base": row.version.base,
+                    "scores": {
+                        digest: {
+                            "nll": cell.nll,
+                            "vs_parent": _change(cell.vs_parent),
+                            "vs_base": _change(cell.vs_base),
+                        }
+                        for digest, cell in row.cells.items()
+                    },
+                    "metrics": _metrics(row.metrics, labels),
+                }
+                for row in matrix.rows
+            ],
+        }
+    )
+    return data
+
+
+def _change(change: Change | None) -> dict[str, float] | None:
+    if change is None:
+        return None
+    return {
+        "before": change.before,
+        "after": change.after,
+        "absolute": change.absolute,
+        "relative": change.relative,
+    }
+
+
+def _update(update: UpdateForgetting, labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "digest": update.digest,
+        "label": labels.get(update.digest),
+        "learned_by": update.learned_by,
+        "after_learning": update.after_learning,
+        "best": update.best,
+        "now": update.now,
+        "transfer": update.transfer,
+        "forgetting": update.forgetting,
+        "forgetting_relative": update.forgetting_relative,
+    }
+
+
+def _metrics(metrics: VersionMetrics, labels: dict[str, str]) -> dict[str, Any]:
+    worst = metrics.max_forgetting
+    return {
+        "bwt": metrics.bwt,
+        "bwt_relative": metrics.bwt_relative,
+        "max_forgetting": _update(worst, labels) if worst else None,
+        "updates": [_update(u, labels) for u in metrics.updates],
+        "retention": {digest: _change(change) for digest, change in metrics.retention.items()},
+        "retention_relative": metrics.retention_relative,
+    }
+
+
+def finite(value: Any) -> Any:
+    """NaN and infinities are not JSON: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value

@@ -1,0 +1,257 @@
+"""The model card (README.md) of a pushed version, from what the registry recorded about it.
+
+Metadata the Hub understands goes where it looks for it (``base_model`` + ``base_model_relation``, which
+place the repo in the base's model tree; ``library_name``; ``model-index`` for the eval scores); what
+only loraledger knows (fingerprints, lineage, dataset digests) goes under a ``loraledger`` key and in
+the text. ``datasets`` is left out: it takes Hub dataset ids, and ours are content digests.
+
+Nothing about the machine goes in: no local paths (data files are named by their file name only), no
+user or host names, and never a token.
+"""
+
+import re
+from pathlib import PurePath
+from typing import Any, Literal
+
+from loraledger.registry import Registry
+from loraledger.schemas.records import BaseModelRecord, DatasetUse, EvalResult, VersionRecord
+
+Relation = Literal["adapter", "merge"]
+# A local path or URL inside free text (an eval label names its source file): cut to its last part.
+PATH_IN_TEXT = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|(?<![\w.-])[~/])[^\s()]*")
+
+
+def plain(text: str) -> str:
+    """``text`` with local paths and URLs reduced to their file names."""
+    return PATH_IN_TEXT.sub(lambda match: match.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+
+
+def is_hub_id(model_id: str) -> bool:
+    """Whether a recorded base id names a Hub repository (not ``builtin:...``, not a local folder)."""
+    if model_id.startswith("builtin:") or PurePath(model_id).is_absolute() or "\\" in model_id:
+        return False
+    return model_id.count("/") <= 1 and not model_id.startswith((".", "~"))
+
+
+def lineage_of(registry: Registry, version: VersionRecord) -> list[VersionRecord]:
+    """The versions that made this one, oldest first: its chain of parents and, for stacks and merges,
+    its inputs with their own chains."""
+    found: dict[str, VersionRecord] = {}
+
+    def visit(current: VersionRecord) -> None:
+        for older in [*reversed(registry.ancestors(current)), current]:
+            for item in older.inputs:
+                if item.ref not in found:
+                    visit(registry.resolve(item.ref))
+            found.setdefault(older.ref, older)
+
+    visit(version)
+    return list(found.values())
+
+
+def build_card(
+    registry: Registry,
+    version: VersionRecord,
+    *,
+    repo_id: str,
+    relation: Relation,
+    merge: dict[str, Any] | None = None,
+) -> str:
+    """README.md text: YAML metadata, then a readable account of the version."""
+    from huggingface_hub import EvalResult as HubEvalResult
+    from huggingface_hub import ModelCard, ModelCardData
+
+    base = version.base
+    hub_base = base.model_id if is_hub_id(base.model_id) else None
+    lineage = lineage_of(registry, version)
+    uses = [use for item in lineage for use in item.datasets]
+    nll = [result for result in version.evals if result.metric in ("nll", "perplexity")]
+    data = ModelCardData(
+        base_model=hub_base,
+        library_name="peft" if relation == "adapter" else "transformers",
+        pipeline_tag="text-generation",
+        tags=["loraledger", "lora", "continual-learning"],
+        model_name=f"{version.name}-v{version.number}",
+        eval_results=[
+            HubEvalResult(
+                task_type="text-generation",
+                dataset_type=result.dataset_digest,
+                dataset_name=plain(result.label or result.dataset_digest),
+                metric_type=result.metric,
+                metric_value=round(result.value, 6),
+            )
+            for result in nll
+        ]
+        or None,
+        base_model_relation=relation if hub_base else None,
+        loraledger={
+            "ref": version.ref,
+            "kind": version.kind,
+            "artifact": version.artifact_digest,
+            "base": _base_json(base),
+            "lineage": [_lineage_json(item) for item in lineage],
+            "datasets": [_use_json(use) for use in uses],
+            **({"merge": merge} if merge else {}),
+        },
+    )
+    body = _body(registry, version, repo_id, relation, lineage, uses, merge)
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
+
+
+def _base_json(base: BaseModelRecord) -> dict[str, Any]:
+    return {
+        "model_id": base.model_id
+        if not PurePath(base.model_id).is_absolute()
+        else PurePath(base.model_id).name,
+        "revision": base.revision,
+        "config_digest": base.config_digest,
+        "weights_digest": base.weights_digest,
+    }
+
+
+def _lineage_json(version: VersionRecord) -> dict[str, Any]:
+    return {
+        "ref": version.ref,
+        "kind": version.kind,
+        "parent": version.parent,
+        "inputs": [{"ref": item.ref, "weight": item.weight} for item in version.inputs],
+        "artifact": version.artifact_digest,
+        "created": version.created_at.isoformat(timespec="seconds"),
+    }
+
+
+def _use_json(use: DatasetUse) -> dict[str, Any]:
+    return {
+        "version": use.ref,
+        "role": use.role,
+        "digest": use.dataset.digest,
+        "rows": use.rows,
+        "file": _file_name(use.dataset.source),
+    }
+
+
+def _file_name(source: str | None) -> str | None:
+    return plain(source) if source else None
+
+
+def _body(
+    registry: Registry,
+    version: VersionRecord,
+    repo_id: str,
+    relation: Relation,
+    lineage: list[VersionRecord],
+    uses: list[DatasetUse],
+    merge: dict[str, Any] | None,
+) -> str:
+    base = version.base
+    base_name = _base_json(base)["model_id"]
+    what = (
+        f"a LoRA adapter for `{base_name}`"
+        if relation == "adapter"
+        else f"`{base_name}` with a LoRA adapter merged into its weights"
+    )
+    lines = [
+        f"# {repo_id}",
+        "",
+        f"Version {version.number} of `{version.name}` ({version.kind}): {what}. Registered, verified and "
+        f"published with loraledger; this commit is tagged `v{version.number}`.",
+        "",
+        "## Use",
+        "",
+        "```python",
+        *_usage(repo_id, version, relation, base_name),
+        "```",
+    ]
+    if base.model_id.startswith("builtin:"):
+        lines += ["", f"`{base.model_id}` is a small model that loraledger builds offline (`adapters demo`)."]
+    lines += [
+        "",
+        "## Base model",
+        "",
+        "| id | revision | config digest | weights digest |",
+        "| --- | --- | --- | --- |",
+        f"| `{base_name}` | {base.revision or '-'} | `{base.config_digest}` "
+        f"| `{base.weights_digest or '-'}` |",
+        "",
+        "## Lineage",
+        "",
+        "| version | kind | from | created | trained on |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for item in lineage:
+        source = item.parent or ", ".join(f"{i.ref} × {i.weight:g}" for i in item.inputs) or "-"
+        trained = ", ".join(f"`{_short(u.dataset.digest)}`" for u in item.datasets if u.role == "train")
+        created = item.created_at.date().isoformat()
+        lines.append(f"| {item.ref} | {item.kind} | {source} | {created} | {trained or '-'} |")
+    if uses:
+        lines += [
+            "",
+            "## Data",
+            "",
+            "| version | role | digest | rows | file |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for use in uses:
+            file = _file_name(use.dataset.source) or "-"
+            lines.append(f"| {use.ref} | {use.role} | `{use.dataset.digest}` | {use.rows:,} | {file} |")
+    lines += _eval_lines(registry, version.evals, base)
+    lines += ["", "## Adapter", ""]
+    lines += [f"- {key}: {value}" for key, value in version.lora.items()]
+    lines += [f"- {key}: {plain(str(value))}" for key, value in version.training.items() if value is not None]
+    if merge:
+        lines += [
+            "",
+            "## Merge check",
+            "",
+            f"Merged at full precision, saved as {merge['dtype']}. Largest logit difference from base + "
+            f"adapter on a fixed probe batch ({merge['probe']}): {merge['max_logit_diff']:.3g} in fp32, "
+            f"{merge['saved_max_logit_diff']:.3g} as saved.",
+        ]
+    if version.libraries:
+        lines += ["", "## Libraries", "", ", ".join(f"{k} {v}" for k, v in version.libraries.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _usage(repo_id: str, version: VersionRecord, relation: Relation, base_name: str) -> list[str]:
+    tag = f"v{version.number}"
+    if relation == "merge":
+        return [
+            "from transformers import AutoModelForCausalLM, AutoTokenizer",
+            "",
+            f'model = AutoModelForCausalLM.from_pretrained("{repo_id}", revision="{tag}")',
+            f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}", revision="{tag}")',
+        ]
+    return [
+        "from peft import PeftModel",
+        "from transformers import AutoModelForCausalLM",
+        "",
+        f'base = AutoModelForCausalLM.from_pretrained("{base_name}")',
+        f'model = PeftModel.from_pretrained(base, "{repo_id}", revision="{tag}")',
+    ]
+
+
+def _eval_lines(registry: Registry, evals: list[EvalResult], base: BaseModelRecord) -> list[str]:
+    scores = [result for result in evals if result.metric == "nll"]
+    if not scores:
+        return []
+    on_base = {r.dataset_digest: r.value for r in registry.store.base_evals(base) if r.metric == "nll"}
+    lines = [
+        "",
+        "## Evaluation",
+        "",
+        "Mean negative log-likelihood per token (nats; lower is better) on held-out sets.",
+        "",
+        "| eval set | digest | this version | base model |",
+        "| --- | --- | --- | --- |",
+    ]
+    for result in scores:
+        before = on_base.get(result.dataset_digest)
+        lines.append(
+            f"| {plain(result.label or '-')} | `{_short(result.dataset_digest)}` | {result.value:.4f} | "
+            f"{'-' if before is None else f'{before:.4f}'} |"
+        )
+    return lines
+
+
+def _short(digest: str) -> str:
+    return digest.split(":", 1)[-1][:12]

@@ -1,0 +1,146 @@
+"""Integrity of the artifact store against the registry: ``verify`` re-derives every stored digest,
+``find_garbage`` lists what nothing refers to.
+
+Blobs are shared (an unchanged config file, a dataset used by many versions), so each distinct blob is
+hashed once and a problem is reported with every version or dataset it affects.
+"""
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from loraledger.registry.artifacts import ArtifactStore, Problem, StoredObject
+from loraledger.schemas.records import DatasetRecord, VersionRecord
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One missing or corrupt object and what it breaks."""
+
+    kind: Literal["missing", "corrupt"]
+    object: Literal["manifest", "blob"]
+    digest: str
+    affects: list[str]
+
+    def line(self) -> str:
+        more = len(self.affects) - 5
+        shown = ", ".join(self.affects[:5]) + (f" (+{more} more)" if more > 0 else "")
+        return f"{self.kind}: {self.object} {self.digest} ({shown})"
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    artifacts: int
+    blobs: int
+    datasets: int
+    bytes: int
+    seconds: float
+    problems: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def corrupt(self) -> int:
+        return sum(1 for p in self.problems if p.kind == "corrupt")
+
+    @property
+    def missing(self) -> int:
+        return sum(1 for p in self.problems if p.kind == "missing")
+
+
+def verify(
+    artifacts: ArtifactStore, versions: Iterable[VersionRecord], datasets: Iterable[DatasetRecord]
+) -> VerifyReport:
+    """Check the manifests of ``versions``, every blob they name, and the copies of ``datasets``."""
+    started = time.perf_counter()
+    manifest_users: dict[str, list[str]] = defaultdict(list)
+    for version in versions:
+        manifest_users[version.artifact_digest].append(version.ref)
+    blob_users: dict[str, list[str]] = defaultdict(list)
+    findings: list[Finding] = []
+    for digest, refs in sorted(manifest_users.items()):
+        files, problem = artifacts.check_manifest(digest)
+        if problem is not None:
+            findings.append(_finding(problem, [f"artifact of {ref}" for ref in refs]))
+        for path, blob in files.items():
+            blob_users[blob] += [f"{ref} {path}" for ref in refs]
+    dataset_count = 0
+    for dataset in datasets:
+        if dataset.blob is None:
+            continue  # the registry kept only the digest and source of this one
+        dataset_count += 1
+        blob_users[dataset.blob].append(f"dataset {dataset.digest[:19]}… ({dataset.source or 'no source'})")
+    size = 0
+    for blob, users in sorted(blob_users.items()):
+        read, problem = artifacts.check_blob(blob)
+        size += read
+        if problem is not None:
+            findings.append(_finding(problem, sorted(set(users))))
+    return VerifyReport(
+        artifacts=len(manifest_users),
+        blobs=len(blob_users),
+        datasets=dataset_count,
+        bytes=size,
+        seconds=time.perf_counter() - started,
+        problems=findings,
+    )
+
+
+def _finding(problem: Problem, affects: list[str]) -> Finding:
+    return Finding(kind=problem.kind, object=problem.object, digest=problem.digest, affects=affects)
+
+
+@dataclass(frozen=True)
+class GarbageReport:
+    """Unreferenced objects: ``collectable`` ones and ``spared`` ones (younger than the minimum age,
+    so possibly written by a run that has not registered yet)."""
+
+    collectable: list[StoredObject]
+    spared: list[StoredObject]
+    damaged_manifests: int
+    min_age_seconds: float
+
+    @property
+    def bytes(self) -> int:
+        return sum(item.size for item in self.collectable)
+
+
+def find_garbage(
+    artifacts: ArtifactStore,
+    versions: Iterable[VersionRecord],
+    datasets: Iterable[DatasetRecord],
+    *,
+    min_age_seconds: float,
+    now: datetime | None = None,
+) -> GarbageReport:
+    live_artifacts = {version.artifact_digest for version in versions}
+    live_blobs = {dataset.blob for dataset in datasets if dataset.blob}
+    unreferenced, damaged = artifacts.unreferenced(live_artifacts, live_blobs)
+    moment = now or datetime.now(UTC)
+    collectable: list[StoredObject] = []
+    spared: list[StoredObject] = []
+    for item in unreferenced:
+        age = (moment - item.modified).total_seconds() if item.modified else float("inf")
+        (collectable if age >= min_age_seconds else spared).append(item)
+    return GarbageReport(
+        collectable=collectable, spared=spared, damaged_manifests=damaged, min_age_seconds=min_age_seconds
+    )
+
+
+def collect(artifacts: ArtifactStore, report: GarbageReport) -> GarbageReport:
+    """Delete the collectable objects, manifests first, so that no manifest ever names a deleted blob.
+
+    Each object's age is checked again just before it goes: one stored again since the listing (by a
+    run about to register it) is spared. Returns the report of what was actually deleted."""
+    order = {"manifest": 0, "temporary": 1, "blob": 2}
+    cutoff = datetime.now(UTC) - timedelta(seconds=report.min_age_seconds)
+    deleted: list[StoredObject] = []
+    spared = list(report.spared)
+    for item in sorted(report.collectable, key=lambda item: order[item.kind]):
+        (deleted if artifacts.delete(item, unless_modified_after=cutoff) else spared).append(item)
+    return replace(report, collectable=deleted, spared=spared)

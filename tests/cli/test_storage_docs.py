@@ -1,0 +1,26 @@
+"""The README's storage section documents every option of `adapters verify` and `adapters gc`, and
+every point and action of the ADAPTERS_FAULT test hook."""
+
+from pathlib import Path
+
+from loraledger.cli import faults
+from loraledger.cli.commands.maintenance import gc, verify
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def storage_section() -> str:
+    text = README.read_text()
+    return text[text.index("## Storage, integrity and failure behaviour") :].split("\n## ", 1)[0]
+
+
+def test_verify_and_gc_options_are_documented() -> None:
+    section = storage_section()
+    for command in (verify, gc):
+        options = [o.opts[0] for o in command.params if o.opts[0].startswith("--") and o.opts[0] != "--help"]
+        assert [o for o in options if o not in section] == [], command.name
+
+
+def test_fault_points_and_actions_are_documented() -> None:
+    section = storage_section()
+    assert [name for name in (*faults.POINTS, *faults.ACTIONS) if f"`{name}`" not in section] == []

@@ -1,0 +1,33 @@
+"""The README's Training section documents every flag of `adapters train` (the recipe flags' table is
+generated from the spec fields, so it cannot drift)."""
+
+import re
+from pathlib import Path
+
+from loraledger.cli.commands.training import flags_markdown, train
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def training_section() -> str:
+    text = README.read_text()
+    return text[text.index("## Training") :].split("\n## ", 1)[0]
+
+
+def test_flags_table_is_the_generated_one() -> None:
+    section = training_section()
+    table = re.search(r"<!-- train-flags:start -->\n(.*?)<!-- train-flags:end -->", section, re.S)
+    assert table is not None
+    assert table.group(1) == flags_markdown(), "replace the table with flags_markdown()'s output"
+
+
+def test_every_train_option_is_documented() -> None:
+    section = training_section()
+    missing = [
+        option.opts[0]
+        for option in train.params
+        if option.opts[0].startswith("--")
+        and option.opts[0] not in ("--help", "--json", "--note")
+        and f"`{option.opts[0]}" not in section
+    ]
+    assert missing == []
