@@ -6,8 +6,8 @@ The built-in base (pre-trained on Python documentation) gets an adapter for lice
 2. update 1 (permissive licenses), trained gently: it learns the domain and goes live;
 3. update 2 (copyleft licenses), trained hard: it learns more but forgets general text, and the gate
    keeps ``current`` on update 1;
-4. update 2 again, replaying general text beside the new data: it forgets much less, passes the gate
-   and goes live;
+4. update 2 again, replaying update 1's data and general text beside the new data: it forgets much
+   less, passes the gate and goes live;
 
 then the registry, the lineage, the score matrix with the forgetting metrics, and a report.
 """
@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 NAME = "licenses"
 # Measured on builtin:tiny (figures in the README): the gentle first update moves general text by
 # under 2%; the hard one (a constant 1e-2 learning rate) by about 11% against its parent, over the 5%
-# gate; the same hard update with 40% of its rows replayed from general text by about 2%, while
-# learning update 2 as well. LoRA on every linear layer: more capacity to learn, and to forget.
+# gate; the same hard update with 40% of its rows replayed (from update 1 and general text) by about
+# 2%, while learning update 2 as well. LoRA on every linear layer: more capacity to learn, and to forget.
 LORA = LoraSpec(target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
 GENTLE = TrainSpec(learning_rate=1e-3, epochs=0.5, max_length=128, batch_tokens=1024)
 HARD = TrainSpec(learning_rate=1e-2, scheduler="constant", epochs=1, max_length=128, batch_tokens=1024)
@@ -51,7 +51,7 @@ STEPS = [
     Step("update 1: permissive licenses, trained gently", "update-1", GENTLE),
     Step("update 2: copyleft licenses, trained hard", "update-2", HARD),
     Step(
-        f"update 2 again, with {REPLAY:.0%} of the rows replayed from general text",
+        f"update 2 again, {REPLAY:.0%} of the rows replayed from update 1 and general text",
         "update-2",
         HARD.model_copy(update={"replay": REPLAY}),
         replay_general=True,

@@ -49,9 +49,14 @@ def suite_sets(registry: Registry, name: str) -> dict[str, EvalSet]:
     }
 
 
-def update_label(registry: Registry, name: str, source: str, taken: Iterable[str] = ()) -> str:
-    """A short, unused label for an update's eval split: the file's stem."""
-    used = {s.label for s in suite_sets(registry, name).values()} | set(taken)
+def update_label(registry: Registry, name: str, dataset: NewDataset, taken: Iterable[str] = ()) -> str:
+    """The label of an update's eval split: its label in the suite when it is there already (the same
+    split given again), else the file's stem, made unique."""
+    suite = suite_sets(registry, name)
+    if dataset.digest in suite:
+        return suite[dataset.digest].label
+    used = {s.label for s in suite.values()} | set(taken)
+    source = dataset.source or "eval"
     stem = Path(source).stem or "eval"
     label, n = stem, 2
     while label in used:
@@ -97,7 +102,7 @@ class Scorer:
     quantize: str = "none"
     text_field: str = "text"
     stage: Callable[[str], None] = lambda message: None
-    _source: BaseSource | None = None
+    _source: BaseSource | None = field(default=None, init=False, repr=False)
 
     def base_source(self) -> BaseSource:
         if self._source is None:

@@ -192,8 +192,9 @@ def _update(settings: Settings, request: UpdateRequest, hooks: Hooks, run_log: "
     ]
     eval_sets: dict[str, NewDataset] = {}
     for loaded in eval_data:
-        label = update_label(registry, request.name, loaded.source, taken=eval_sets)
-        eval_sets[label] = _store(registry, loaded)
+        dataset = _store(registry, loaded)
+        if all(dataset.digest != known.digest for known in eval_sets.values()):  # the same split twice
+            eval_sets[update_label(registry, request.name, dataset, taken=eval_sets)] = dataset
     uses += [
         NewDatasetUse(dataset=dataset, role="eval", rows=dataset.rows, label=label)
         for label, dataset in eval_sets.items()

@@ -1,6 +1,7 @@
 """Measuring forgetting: eval, evals (the score matrix), suite (what every version is scored on),
 report (plots and an HTML page)."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -11,7 +12,7 @@ from loraledger.cli.settings import Settings
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
-def _stage(quiet: bool):  # type: ignore[no-untyped-def]
+def _stage(quiet: bool) -> Callable[[str], None]:
     return (lambda message: None) if quiet else (lambda message: err().print(f"[dim]{message}[/]"))
 
 

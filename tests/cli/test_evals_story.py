@@ -43,8 +43,6 @@ def one_thread() -> Iterator[None]:
 def story(tmp_path_factory: pytest.TempPathFactory, samples: Path, tiny_base: Path) -> dict[str, Any]:
     """suite (general) -> lic@1 on update-1 -> threshold 0 -> lic@2 on update-2 at a high learning
     rate, which makes general text worse: held back."""
-    from conftest import MODEL_CACHE
-
     from loraledger.cli import output
     from loraledger.cli.main import main
 
@@ -73,7 +71,7 @@ def story(tmp_path_factory: pytest.TempPathFactory, samples: Path, tiny_base: Pa
         output.reset()
 
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("ADAPTERS_CACHE", str(MODEL_CACHE))
+        env.setenv("ADAPTERS_CACHE", str(tiny_base.parent.parent))  # the tests' shared model cache
         env.setenv("ADAPTERS_USER", "tester")
         env.setenv("HF_HUB_OFFLINE", "1")
         for name in ("ADAPTERS_DB", "ADAPTERS_STORE", "ADAPTERS_HOME"):
@@ -315,3 +313,39 @@ class Page(HTMLParser):
         self.text.append(data)
         if self._in_svg_text and data.strip():
             self.svg_texts.append(data.strip())
+
+
+def test_replay_data_is_replayed_recorded_and_stays_in_the_pool(
+    adapters, lic, samples, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    general = tmp_path / "general-text.jsonl"  # ten short pieces of general text to replay
+    rows = [json.loads(line) for line in (samples / "general" / "pretrain.jsonl").read_text().splitlines()]
+    general.write_text("".join(json.dumps({"text": row["text"][:400]}) + "\n" for row in rows[:10]))
+    trained = adapters(
+        "train",
+        "lic",
+        "--data",
+        str(lic["files"]["u2"]),
+        "--replay",
+        "0.5",
+        "--replay-data",
+        str(general),
+        *TINY,
+    )
+    assert trained.exit_code == 0, trained.output
+    version = json.loads(adapters("show", "lic@3", "--json").stdout)
+    replayed = {
+        use["dataset"]["source"]: use["rows"] for use in version["datasets"] if use["role"] == "replay"
+    }
+    assert set(replayed) == {str(lic["files"]["u1"]), str(general)}  # the lineage's data and the file
+    assert sum(replayed.values()) == version["training"]["replay_rows"] == 20  # half of 40 rows
+
+    from loraledger.cli.settings import Settings
+    from loraledger.cli.update import _replay
+    from loraledger.schemas.specs import Recipe, TrainSpec
+
+    registry = Settings.load().open_registry()
+    recipe = Recipe(training=TrainSpec(replay=0.9))
+    _, sources = _replay(registry, registry.resolve("lic@3"), recipe, 100, lambda message: None)
+    # a descendant of lic@3 replays the general text too, without --replay-data
+    assert str(general) in {dataset.source for dataset, _, _ in sources}
