@@ -22,7 +22,12 @@ from loraledger.cli.fingerprints import fingerprint
 from loraledger.cli.settings import Settings
 from loraledger.cli.suites import Regression, gate, score_update, update_label
 from loraledger.registry import Registry
-from loraledger.registry.digests import bytes_digest, canonical_json, canonical_records
+from loraledger.registry.digests import (
+    bytes_digest,
+    canonical_json,
+    canonical_lines_digest,
+    canonical_records,
+)
 from loraledger.schemas.errors import Conflict, InvalidInput
 from loraledger.schemas.jobs import TrainJob, TrainOutcome
 from loraledger.schemas.names import Ref, check_name
@@ -67,6 +72,21 @@ class UpdateResult:
     scores: dict[str, float]
     warnings: list[str]
     run_dir: Path
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """A dataset read from files, in canonical form: computed once, used for its digest, its stored
+    copy and the run folder's key."""
+
+    loaded: LoadedData
+    lines: list[str]
+    digest: str
+
+    @classmethod
+    def of(cls, loaded: LoadedData) -> "Canonical":
+        lines = canonical_records(loaded.records)
+        return cls(loaded, lines, canonical_lines_digest(lines))
 
 
 @dataclass
@@ -118,23 +138,27 @@ def _update(settings: Settings, request: UpdateRequest, hooks: Hooks, run_log: "
     recipe = _recipe_for(request, parent)
 
     # 2. Data: read, digest, keep a canonical copy; replay rows from the lineage.
-    train_data = [read_records(path, text_field=recipe.training.text_field) for path in request.data]
-    eval_data = [read_records(path, text_field=recipe.training.text_field) for path in request.eval_files]
-    train_records = [record for loaded in train_data for record in loaded.records]
-    replay_data = [read_records(path, text_field=recipe.training.text_field) for path in request.replay_files]
+    def read(paths: list[Path]) -> list[Canonical]:
+        return [Canonical.of(read_records(path, text_field=recipe.training.text_field)) for path in paths]
+
+    train_data, eval_data, replay_data = (
+        read(request.data),
+        read(request.eval_files),
+        read(request.replay_files),
+    )
+    train_records = [record for data in train_data for record in data.loaded.records]
     replay_records, replay_sources = _replay(registry, parent, recipe, len(train_records), warn, replay_data)
     if parent:
-        seen = registry.already_trained(parent, [_digest(loaded) for loaded in train_data])
-        for loaded in train_data:
-            digest = _digest(loaded)
-            if digest in seen:
+        seen = registry.already_trained(parent, [data.digest for data in train_data])
+        for data in train_data:
+            if data.digest in seen:
                 warn(
-                    f"{loaded.source} ({digest[:19]}) was already trained on by {seen[digest]}, in the "
-                    f"lineage of {parent.ref} that this update continues"
+                    f"{data.loaded.source} ({data.digest[:19]}) was already trained on by "
+                    f"{seen[data.digest]}, in the lineage of {parent.ref} that this update continues"
                 )
 
     # The replayed rows are part of what is trained on: the run folder's key covers them too.
-    replayed = LoadedData(records=replay_records, format="replay", source="replay", files=0)
+    replayed = Canonical.of(LoadedData(records=replay_records, format="replay", source="replay", files=0))
 
     # 3. Base model: resolve (building a built-in on first use) and fingerprint.
     hooks.stage(f"loading base {base_id}")
@@ -183,16 +207,16 @@ def _update(settings: Settings, request: UpdateRequest, hooks: Hooks, run_log: "
 
     # 5. Store the data it saw (the eval below reads the stored copies).
     uses = [
-        NewDatasetUse(dataset=_store(registry, loaded), role="train", rows=len(loaded.records))
-        for loaded in train_data
+        NewDatasetUse(dataset=_store(registry, data), role="train", rows=len(data.lines))
+        for data in train_data
     ]
     uses += [
         NewDatasetUse(dataset=dataset, role="replay", rows=rows, label=label)
         for dataset, rows, label in replay_sources
     ]
     eval_sets: dict[str, NewDataset] = {}
-    for loaded in eval_data:
-        dataset = _store(registry, loaded)
+    for data in eval_data:
+        dataset = _store(registry, data)
         if all(dataset.digest != known.digest for known in eval_sets.values()):  # the same split twice
             eval_sets[update_label(registry, request.name, dataset, taken=eval_sets)] = dataset
     uses += [
@@ -311,14 +335,8 @@ def _sorted(value: Any) -> Any:
     return sorted(value) if isinstance(value, list) else value
 
 
-def _digest(loaded: LoadedData) -> str:
-    return bytes_digest("".join(line + "\n" for line in canonical_records(loaded.records)).encode())
-
-
-def _store(registry: Registry, loaded: LoadedData) -> NewDataset:
-    return registry.store_dataset(
-        canonical_records(loaded.records), format=loaded.format, source=loaded.source
-    )
+def _store(registry: Registry, data: Canonical) -> NewDataset:
+    return registry.store_dataset(data.lines, format=data.loaded.format, source=data.loaded.source)
 
 
 def _replay(
@@ -327,7 +345,7 @@ def _replay(
     recipe: Recipe,
     train_rows: int,
     warn: Callable[[str], None],
-    extra: Sequence[LoadedData] = (),
+    extra: Sequence[Canonical] = (),
 ) -> tuple[list[dict[str, Any]], list[tuple[NewDataset, int, str]]]:
     """Rows sampled from the training data of the lineage, so that they make up ``replay`` of the mix.
 
@@ -345,10 +363,10 @@ def _replay(
             if use.dataset.digest not in datasets:
                 datasets[use.dataset.digest] = use.dataset.as_new()
                 rows_of[use.dataset.digest] = registry.dataset_rows(use.dataset.digest)
-    for loaded in extra:
-        dataset = _store(registry, loaded)
+    for data in extra:
+        dataset = _store(registry, data)
         datasets.setdefault(dataset.digest, dataset)
-        rows_of.setdefault(dataset.digest, loaded.records)
+        rows_of.setdefault(dataset.digest, data.loaded.records)
     if not datasets:
         warn("--replay has no effect on a first version without --replay-data: there is no earlier data")
         return [], []
@@ -369,7 +387,7 @@ def _run_dir(
     request: UpdateRequest,
     parent: VersionRecord | None,
     base_fingerprint: str,
-    train_data: list[LoadedData],
+    train_data: list[Canonical],
     recipe: Recipe,
     warn: Callable[[str], None],
 ) -> Path:
@@ -380,7 +398,7 @@ def _run_dir(
                 "name": request.name,
                 "parent": parent.ref if parent else None,
                 "base": base_fingerprint,
-                "data": [_digest(loaded) for loaded in train_data],
+                "data": [data.digest for data in train_data],
                 "recipe": recipe.model_dump(mode="json"),
             }
         ).encode()

@@ -7,20 +7,27 @@ what the gate allows) live in ``ledger.py``; this module only stores and fetches
 
 import functools
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, Executable, delete, func, true
-from sqlalchemy import select as select_many
+from sqlalchemy import Engine, Executable, delete, func, true
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from loraledger.registry.engine import WRITE
 from loraledger.registry.errors import Conflict, NotFound, StoreUnavailable
+from loraledger.registry.queries import (
+    alias_event_record,
+    dataset_record,
+    dataset_uses,
+    eval_record,
+    load_summaries,
+    load_versions,
+    utc,
+)
 from loraledger.registry.tables import (
     AdapterRow,
     AliasEventRow,
@@ -46,7 +53,6 @@ from loraledger.schemas.records import (
     NewVersion,
     Publication,
     SuiteEntry,
-    VersionInput,
     VersionRecord,
     VersionSummary,
 )
@@ -128,11 +134,6 @@ def _first_line(exc: BaseException) -> str:
     return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
 
 
-def utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -190,79 +191,15 @@ class SQLStore:
     def versions(self, name: str | None = None) -> list[VersionRecord]:
         with self._read() as session:
             where = true() if name is None else col(AdapterRow.name) == name
-            return _load_versions(session, where, full=False)
+            return load_versions(session, where, full=False)
 
     def summaries(self, name: str | None = None) -> list[VersionSummary]:
-        """What a listing shows of each version, in one query plus one for aliases and one for inputs."""
         with self._read() as session:
-            where = true() if name is None else col(AdapterRow.name) == name
-            train_digest = (
-                select(col(DatasetRow.digest))
-                .join(VersionDatasetRow, col(VersionDatasetRow.dataset_id) == col(DatasetRow.id))
-                .where(
-                    col(VersionDatasetRow.version_id) == col(VersionRow.id),
-                    col(VersionDatasetRow.role) == "train",
-                )
-                .order_by(col(VersionDatasetRow.id))
-                .limit(1)
-                .correlate(VersionRow)
-                .scalar_subquery()
-            )
-            rows = session.execute(
-                select_many(
-                    col(VersionRow.id),
-                    col(AdapterRow.name),
-                    col(VersionRow.number),
-                    col(VersionRow.kind),
-                    col(_PARENT.number),
-                    col(_PARENT_ADAPTER.name),
-                    col(BaseModelRow.model_id),
-                    train_digest,
-                    col(VersionRow.train_tokens),
-                    col(VersionRow.final_loss),
-                    col(VersionRow.created_at),
-                )
-                .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
-                .join(BaseModelRow, col(VersionRow.base_model_id) == col(BaseModelRow.id))
-                .outerjoin(_PARENT, col(VersionRow.parent_id) == col(_PARENT.id))
-                .outerjoin(_PARENT_ADAPTER, col(_PARENT.adapter_id) == col(_PARENT_ADAPTER.id))
-                .where(where)
-                .order_by(col(AdapterRow.name), col(VersionRow.number))
-            ).all()
-            aliases = _aliases_by_version(session, where)
-            inputs = _inputs_by_version(session, where)
-            return [
-                VersionSummary(
-                    name=name,
-                    number=number,
-                    kind=kind,
-                    parent=f"{parent_name}@{parent_number}" if parent_number is not None else None,
-                    inputs=inputs.get(version_id, []),
-                    base_model_id=model_id,
-                    train_digest=digest,
-                    train_tokens=tokens,
-                    final_loss=loss,
-                    created_at=utc(created_at),
-                    aliases=aliases.get(version_id, []),
-                )
-                for (
-                    version_id,
-                    name,
-                    number,
-                    kind,
-                    parent_number,
-                    parent_name,
-                    model_id,
-                    digest,
-                    tokens,
-                    loss,
-                    created_at,
-                ) in rows
-            ]
+            return load_summaries(session, name)
 
     def version(self, name: str, number: int) -> VersionRecord:
         with self._read() as session:
-            found = _load_versions(
+            found = load_versions(
                 session, (col(AdapterRow.name) == name) & (col(VersionRow.number) == number), full=True
             )
             if not found:
@@ -408,23 +345,26 @@ class SQLStore:
                 .where(col(AliasEventRow.adapter_id) == adapter.id)
                 .order_by(col(AliasEventRow.id))
             ).all()
-            return [_alias_event_record(name, row, before, after) for row, before, after in rows]
+            return [alias_event_record(name, row, before, after) for row, before, after in rows]
 
     # ---- datasets -----------------------------------------------------------------------------
 
     def datasets(self) -> list[DatasetRecord]:
         with self._read() as session:
-            return [_dataset(row) for row in session.scalars(select(DatasetRow).order_by(col(DatasetRow.id)))]
+            return [
+                dataset_record(row)
+                for row in session.scalars(select(DatasetRow).order_by(col(DatasetRow.id)))
+            ]
 
     def dataset(self, digest: str) -> DatasetRecord | None:
         with self._read() as session:
             row = session.scalars(select(DatasetRow).where(col(DatasetRow.digest) == digest)).first()
-            return _dataset(row) if row else None
+            return dataset_record(row) if row else None
 
     def dataset_uses(self, name: str | None = None) -> list[DatasetUse]:
         with self._read() as session:
             where = true() if name is None else col(AdapterRow.name) == name
-            uses = _dataset_uses(session, where)
+            uses = dataset_uses(session, where)
             return [use for version_uses in uses.values() for use in version_uses]
 
     # ---- evals --------------------------------------------------------------------------------
@@ -439,7 +379,7 @@ class SQLStore:
                 .where(col(AdapterRow.name) == name)
                 .order_by(col(EvalResultRow.id))
             ).all()
-            return [_eval(row, digest, f"{name}@{number}") for row, digest, number in rows]
+            return [eval_record(row, digest, f"{name}@{number}") for row, digest, number in rows]
 
     @_retry_when_busy
     def add_evals(self, name: str, number: int, evals: Sequence[NewEval]) -> None:
@@ -455,7 +395,7 @@ class SQLStore:
                 .where(col(BaseModelRow.fingerprint) == _fingerprint(base))
                 .order_by(col(EvalResultRow.id))
             ).all()
-            return [_eval(row, digest, None) for row, digest in rows]
+            return [eval_record(row, digest, None) for row, digest in rows]
 
     @_retry_when_busy
     def add_base_evals(self, base: BaseModelRecord, evals: Sequence[NewEval]) -> None:
@@ -645,46 +585,11 @@ def _set_alias(
 
 
 def _alias_event(session: Session, name: str, row: AliasEventRow) -> AliasEvent:
-    return _alias_event_record(
+    return alias_event_record(
         name,
         row,
         _number_of(session, row.from_version_id) if row.from_version_id else None,
         _number_of(session, row.to_version_id) if row.to_version_id else None,
-    )
-
-
-def _alias_event_record(name: str, row: AliasEventRow, before: int | None, after: int | None) -> AliasEvent:
-    return AliasEvent(
-        name=name,
-        alias=row.alias,
-        from_version=before,
-        to_version=after,
-        reason=row.reason,
-        created_by=row.created_by,
-        created_at=utc(row.created_at),
-    )
-
-
-def _dataset(row: DatasetRow) -> DatasetRecord:
-    return DatasetRecord(
-        digest=row.digest,
-        format=row.format,
-        rows=row.rows,
-        tokens=row.tokens,
-        source=row.source,
-        blob=row.blob,
-        created_at=utc(row.created_at),
-    )
-
-
-def _eval(row: EvalResultRow, digest: str, ref: str | None) -> EvalResult:
-    return EvalResult(
-        ref=ref,
-        dataset_digest=digest,
-        label=row.label,
-        metric=row.metric,
-        value=row.value,
-        created_at=utc(row.created_at),
     )
 
 
@@ -694,225 +599,6 @@ def _suite_entry(session: Session, name: str, entry: SuiteEntryRow, dataset: Dat
         name=name,
         label=entry.label,
         role=entry.role,
-        dataset=_dataset(dataset),
+        dataset=dataset_record(dataset),
         added_by_version=added,
     )
-
-
-# Listings read many rows: they are fetched as plain column tuples, not ORM objects (which cost ten
-# times more to build), and each dataset becomes one record however many versions use it. Aliases of
-# the version table are built once: SQLAlchemy memoises column adaptation per alias object.
-_PARENT = aliased(VersionRow, name="parent_version")
-_PARENT_ADAPTER = aliased(AdapterRow, name="parent_adapter")
-_INPUT = aliased(VersionRow, name="input_version")
-_INPUT_ADAPTER = aliased(AdapterRow, name="input_adapter")
-_DATASET_COLUMNS = (
-    col(DatasetRow.id),
-    col(DatasetRow.digest),
-    col(DatasetRow.format),
-    col(DatasetRow.rows),
-    col(DatasetRow.tokens),
-    col(DatasetRow.source),
-    col(DatasetRow.blob),
-    col(DatasetRow.created_at),
-)
-
-
-def _dataset_uses(session: Session, where: ColumnElement[bool]) -> dict[int, list[DatasetUse]]:
-    rows = session.execute(
-        select_many(
-            col(VersionDatasetRow.version_id),
-            col(VersionDatasetRow.role),
-            col(VersionDatasetRow.rows),
-            col(VersionDatasetRow.tokens),
-            col(VersionDatasetRow.label),
-            col(VersionRow.number),
-            col(AdapterRow.name),
-            *_DATASET_COLUMNS,
-        )
-        .join(DatasetRow, col(VersionDatasetRow.dataset_id) == col(DatasetRow.id))
-        .join(VersionRow, col(VersionDatasetRow.version_id) == col(VersionRow.id))
-        .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
-        .where(where)
-        .order_by(col(VersionDatasetRow.id))
-    ).all()
-    datasets: dict[int, DatasetRecord] = {}  # one record per dataset, however many versions use it
-    uses: dict[int, list[DatasetUse]] = defaultdict(list)
-    for version_id, role, used_rows, tokens, label, number, name, *dataset in rows:
-        if dataset[0] not in datasets:
-            datasets[dataset[0]] = _dataset_record(*dataset)
-        uses[version_id].append(
-            DatasetUse(
-                ref=f"{name}@{number}",
-                dataset=datasets[dataset[0]],
-                role=role,
-                rows=used_rows,
-                tokens=tokens,
-                label=label,
-            )
-        )
-    return uses
-
-
-def _dataset_record(
-    _id: int,
-    digest: str,
-    format: str,
-    rows: int,
-    tokens: int | None,
-    source: str | None,
-    blob: str | None,
-    created_at: datetime,
-) -> DatasetRecord:
-    return DatasetRecord(
-        digest=digest,
-        format=format,
-        rows=rows,
-        tokens=tokens,
-        source=source,
-        blob=blob,
-        created_at=utc(created_at),
-    )
-
-
-def _aliases_by_version(session: Session, where: ColumnElement[bool]) -> dict[int, list[str]]:
-    aliases: dict[int, list[str]] = defaultdict(list)
-    for version_id, alias in session.execute(
-        select(col(AliasRow.version_id), col(AliasRow.name))
-        .join(VersionRow, col(AliasRow.version_id) == col(VersionRow.id))
-        .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
-        .where(where)
-        .order_by(col(AliasRow.name))
-    ):
-        aliases[version_id].append(alias)
-    return aliases
-
-
-def _inputs_by_version(session: Session, where: ColumnElement[bool]) -> dict[int, list[VersionInput]]:
-    inputs: dict[int, list[VersionInput]] = defaultdict(list)
-    for version_id, weight, number, name in session.execute(
-        select_many(
-            col(VersionInputRow.version_id),
-            col(VersionInputRow.weight),
-            col(_INPUT.number),
-            col(_INPUT_ADAPTER.name),
-        )
-        .join(VersionRow, col(VersionInputRow.version_id) == col(VersionRow.id))
-        .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
-        .join(_INPUT, col(VersionInputRow.input_version_id) == col(_INPUT.id))
-        .join(_INPUT_ADAPTER, col(_INPUT.adapter_id) == col(_INPUT_ADAPTER.id))
-        .where(where)
-        .order_by(col(VersionInputRow.position))
-    ):
-        inputs[version_id].append(VersionInput(ref=f"{name}@{number}", weight=weight))
-    return inputs
-
-
-def _load_versions(session: Session, where: ColumnElement[bool], *, full: bool) -> list[VersionRecord]:
-    """Versions matching ``where`` (over version and adapter columns), with their links, in few queries."""
-    rows = session.execute(
-        select_many(
-            col(VersionRow.id),
-            col(AdapterRow.name),
-            col(VersionRow.number),
-            col(VersionRow.kind),
-            col(_PARENT.number),
-            col(_PARENT_ADAPTER.name),
-            col(VersionRow.base_model_id),
-            col(VersionRow.lora),
-            col(VersionRow.training),
-            col(VersionRow.seed),
-            col(VersionRow.libraries),
-            col(VersionRow.train_tokens),
-            col(VersionRow.final_loss),
-            col(VersionRow.artifact_digest),
-            col(VersionRow.created_at),
-            col(VersionRow.created_by),
-            col(VersionRow.host),
-            col(VersionRow.note),
-        )
-        .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
-        .outerjoin(_PARENT, col(VersionRow.parent_id) == col(_PARENT.id))
-        .outerjoin(_PARENT_ADAPTER, col(_PARENT.adapter_id) == col(_PARENT_ADAPTER.id))
-        .where(where)
-        .order_by(col(AdapterRow.name), col(VersionRow.number))
-    ).all()
-    if not rows:
-        return []
-
-    bases = {
-        base.id: BaseModelRecord(
-            model_id=base.model_id,
-            revision=base.revision,
-            config_digest=base.config_digest,
-            weights_digest=base.weights_digest,
-        )
-        for base in session.execute(
-            select_many(
-                col(BaseModelRow.id),
-                col(BaseModelRow.model_id),
-                col(BaseModelRow.revision),
-                col(BaseModelRow.config_digest),
-                col(BaseModelRow.weights_digest),
-            ).where(col(BaseModelRow.id).in_({row.base_model_id for row in rows}))
-        )
-    }
-
-    aliases = _aliases_by_version(session, where)
-    inputs = _inputs_by_version(session, where)
-    uses = _dataset_uses(session, where)
-    evals: dict[int, list[EvalResult]] = defaultdict(list)
-    publications: dict[int, list[Publication]] = defaultdict(list)
-    if full:
-        for result, digest, number, name in session.execute(
-            select(EvalResultRow, col(DatasetRow.digest), col(VersionRow.number), col(AdapterRow.name))
-            .join(DatasetRow, col(EvalResultRow.dataset_id) == col(DatasetRow.id))
-            .join(VersionRow, col(EvalResultRow.version_id) == col(VersionRow.id))
-            .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
-            .where(where)
-            .order_by(col(EvalResultRow.id))
-        ):
-            evals[result.version_id].append(_eval(result, digest, f"{name}@{number}"))
-        for publication in session.scalars(
-            select(PublicationRow)
-            .join(VersionRow, col(PublicationRow.version_id) == col(VersionRow.id))
-            .join(AdapterRow, col(VersionRow.adapter_id) == col(AdapterRow.id))
-            .where(where)
-            .order_by(col(PublicationRow.id))
-        ):
-            publications[publication.version_id].append(
-                Publication(
-                    kind=publication.kind,
-                    target=publication.target,
-                    details=publication.details,
-                    created_at=utc(publication.created_at),
-                    created_by=publication.created_by,
-                )
-            )
-
-    return [
-        VersionRecord(
-            name=row.name,
-            number=row.number,
-            kind=row.kind,
-            parent=f"{row[5]}@{row[4]}" if row[4] is not None else None,
-            base=bases[row.base_model_id],
-            lora=row.lora,
-            training=row.training,
-            seed=row.seed,
-            libraries=row.libraries,
-            train_tokens=row.train_tokens,
-            final_loss=row.final_loss,
-            artifact_digest=row.artifact_digest,
-            created_at=utc(row.created_at),
-            created_by=row.created_by,
-            host=row.host,
-            note=row.note,
-            aliases=aliases.get(row.id, []),
-            datasets=uses.get(row.id, []),
-            evals=evals.get(row.id, []),
-            inputs=inputs.get(row.id, []),
-            publications=publications.get(row.id, []),
-        )
-        for row in rows
-    ]
