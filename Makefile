@@ -18,8 +18,11 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python $(SOURCES)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	# Pin the torch now installed: when pip backtracks over other packages (s3fs, aiobotocore) it
+	# re-resolves torch too, and would replace the CPU build with the newest (multi-GB CUDA) one.
+	$(BIN)/python -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/torch-pin.txt
 	# strict editable mode: the install holds links to exactly these files, so mypy resolves the package
-	$(BIN)/python -m pip install -q -e '.[train,dev]' --config-settings editable_mode=strict
+	$(BIN)/python -m pip install -q -e '.[train,dev]' -c $(VENV)/torch-pin.txt --config-settings editable_mode=strict
 	touch $(STAMP)
 
 demo: install

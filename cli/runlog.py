@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 # Loggers whose INFO records belong in the run log.
-LOGGERS = ("loraledger", "transformers", "peft", "accelerate")
+LOGGERS = ("loraledger", "transformers", "peft", "accelerate", "bitsandbytes")
 log = logging.getLogger("loraledger.run")
 
 
