@@ -129,6 +129,7 @@ def build(db_url: str, store_url: str, versions: int = VERSIONS) -> dict[str, in
                         "dataset_id": eval_dataset,
                         "metric": "nll",
                         "value": 2.0 + (eval_dataset % 7) / 10 - number / 100_000,
+                        "setting": "fp32 w512/s256",
                         "label": f"eval set {eval_dataset}",
                         "created_at": moment,
                     }
@@ -247,7 +248,8 @@ def register_many(db_url: str, store_url: str, count: int) -> float:
                 artifact_digest=artifact,
                 datasets=[NewDatasetUse(dataset=data, role="train", rows=100)],
                 evals=[
-                    NewEval(dataset=d, metric="nll", value=2.0, label=f"set {i}") for i, d in enumerate(suite)
+                    NewEval(dataset=d, metric="nll", value=2.0, setting="fp32 w512/s256", label=f"set {i}")
+                    for i, d in enumerate(suite)
                 ],
             )
         )

@@ -30,9 +30,9 @@ if TYPE_CHECKING:
 
 NAME = "licenses"
 # Measured on builtin:tiny (figures in the README): the gentle first update moves general text by
-# under 2%; the hard one (a constant 1e-2 learning rate) by about 11% against its parent, over the 5%
-# gate; the same hard update with 40% of its rows replayed (from update 1 and general text) by about
-# 2%, while learning update 2 as well. LoRA on every linear layer: more capacity to learn, and to forget.
+# under 2%; the hard one (a constant 1e-2 learning rate) by 10-11% against its parent, over the 5%
+# gate; the same hard update with 40% of its rows replayed (from update 1 and general text) by 2-3.5%,
+# while learning update 2 as well. LoRA on every linear layer: more capacity to learn, and to forget.
 LORA = LoraSpec(target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
 GENTLE = TrainSpec(learning_rate=1e-3, epochs=0.5, max_length=128, batch_tokens=1024)
 HARD = TrainSpec(learning_rate=1e-2, scheduler="constant", epochs=1, max_length=128, batch_tokens=1024)

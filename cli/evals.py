@@ -1,9 +1,12 @@
 """``adapters eval``: score one version (or an adapter's base model) on held-out text, on its whole
 suite, or on lm-evaluation-harness tasks, and record the scores in the registry.
 
-Scores are kept per (version, dataset digest): asking again for a pair already scored reads the
-recorded value and loads no model (``--rescore`` computes it again). The base model's scores on the
-same sets are computed once and cached too, so every line can say how far the adapter moved.
+Scores are kept per (version, dataset digest, setting): asking again for a pair already scored in the
+same setting reads the recorded value and loads no model (``--rescore`` computes it again). The base
+model's scores on the same sets are computed once per setting and cached too, so every line can say
+how far the adapter moved. By default a version is scored the way it was trained (its quantization,
+text field and eval spec), so that scores by hand line up with the train-time ones; ``--quantize``
+scores it another way, recorded as another setting.
 """
 
 import tempfile
@@ -19,6 +22,7 @@ from loraledger.cli.suites import (
     base_scores,
     check_adapter_folder,
     suite_sets,
+    trained_options,
     version_scores,
 )
 from loraledger.registry import Registry
@@ -64,6 +68,7 @@ class EvalReport:
     target: Target
     lines: list[Line]
     benchmarks: list[NewEval]
+    setting: str | None = None  # the scoring setting of every number in ``lines``
 
 
 def resolve_target(registry: Registry, text: str) -> Target:
@@ -96,9 +101,11 @@ def evaluate(
     *,
     label: str | None = None,
     rescore: bool = False,
+    quantize: str | None = None,
     stage: Callable[[str], None] = lambda message: None,
 ) -> EvalReport:
-    """Score the target on FILEs, or with no files on every set of its adapter's suite."""
+    """Score the target on FILEs, or with no files on every set of its adapter's suite, the way the
+    version was trained (for NAME@base: the way NAME's current version was), or with ``quantize``."""
     from loraledger.registry.digests import canonical_records
     from loraledger.trainer.datafiles import read_records
 
@@ -124,11 +131,15 @@ def evaluate(
                 f"{target.version.name} has no eval suite yet: pass --data FILE, or add sets with "
                 f"`adapters suite add {target.version.name} FILE`"
             )
+    options = trained_options(target.version)
+    if quantize is not None:
+        options["quantize"] = quantize
     scorer = Scorer(
         registry,
         target.version.base,
         lambda: locate_base(settings, target.version.base),
         stage=stage,
+        **options,
     )
     scored: set[str] = set()  # sets the target itself was scored on just now (not its base)
     if not target.base_only:
@@ -137,13 +148,14 @@ def evaluate(
     if target.base_only:
         scored = base_scored
 
-    base = base_scores(registry, target.version.base)
+    setting = scorer.setting
+    base = base_scores(registry, target.version.base, setting)
     if target.base_only:
-        mine, perplexities = base, _perplexities(registry.base_evals(target.version.base), None)
+        mine, perplexities = base, _perplexities(registry.base_evals(target.version.base), None, setting)
     else:
         results = registry.resolve(target.version.ref).evals
-        mine = version_scores(results, target.version.ref)
-        perplexities = _perplexities(results, target.version.ref)
+        mine = version_scores(results, target.version.ref, setting)
+        perplexities = _perplexities(results, target.version.ref, setting)
     lines = [
         Line(
             label=eval_set.label,
@@ -155,7 +167,7 @@ def evaluate(
         )
         for digest, eval_set in sets.items()
     ]
-    return EvalReport(target=target, lines=lines, benchmarks=[])
+    return EvalReport(target=target, lines=lines, benchmarks=[], setting=setting)
 
 
 def evaluate_lm_eval(
@@ -167,7 +179,7 @@ def evaluate_lm_eval(
     stage: Callable[[str], None] = lambda message: None,
 ) -> EvalReport:
     """Run lm-evaluation-harness tasks on the target and record every metric as an eval result."""
-    from loraledger.cli.lmeval import require_lm_eval, results_to_evals, run_tasks
+    from loraledger.cli.lmeval import SETTING, require_lm_eval, results_to_evals, run_tasks
 
     require_lm_eval()  # before anything slow: a missing extra is a one-line answer
     if not tasks:
@@ -186,8 +198,8 @@ def evaluate_lm_eval(
         registry.record_base_evals(target.version.base, evals)
     else:
         registry.record_evals(target.version.ref, evals)
-    return EvalReport(target=target, lines=[], benchmarks=evals)
+    return EvalReport(target=target, lines=[], benchmarks=evals, setting=SETTING)
 
 
-def _perplexities(results: list[EvalResult], ref: str | None) -> dict[str, float]:
-    return latest_scores(results, "perplexity").get(ref, {})
+def _perplexities(results: list[EvalResult], ref: str | None, setting: str) -> dict[str, float]:
+    return latest_scores(results, "perplexity", setting=setting).get(ref, {})

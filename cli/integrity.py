@@ -30,9 +30,16 @@ def verify_lines(report: VerifyReport) -> list[str]:
         f"({report.datasets} dataset cop{'y' if report.datasets == 1 else 'ies'}), "
         f"{size(report.bytes)} in {report.seconds:.2f} s"
     )
+    leftovers = []
+    if report.unreferenced:
+        stored = size(sum(item.size for item in report.unreferenced))
+        leftovers.append(
+            f"{len(report.unreferenced)} unreferenced object(s), {stored}, left by interrupted or refused "
+            "runs: `adapters gc` lists them"
+        )
     if report.ok:
-        return [f"ok: {checked}"]
-    return [*lines, f"{checked}: {report.corrupt} corrupt, {report.missing} missing"]
+        return [f"ok: {checked}", *leftovers]
+    return [*lines, f"{checked}: {report.corrupt} corrupt, {report.missing} missing", *leftovers]
 
 
 def verify_json(report: VerifyReport) -> dict[str, Any]:
@@ -47,6 +54,9 @@ def verify_json(report: VerifyReport) -> dict[str, Any]:
             {"kind": p.kind, "object": p.object, "digest": p.digest, "affects": p.affects}
             for p in report.problems
         ],
+        "unreferenced": None
+        if report.unreferenced is None
+        else [{"kind": item.kind, "name": item.name, "size": item.size} for item in report.unreferenced],
     }
 
 

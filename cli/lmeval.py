@@ -16,6 +16,9 @@ from loraledger.schemas.jobs import BaseSource
 from loraledger.schemas.records import NewDataset, NewEval
 
 MISSING = "lm-evaluation-harness is not installed: pip install 'loraledger[lm-eval]' (or pip install lm-eval)"
+# The setting recorded with the harness's scores: its Hugging Face backend with its own defaults (full
+# weights, the model config's dtype); the task setup is in the dataset digest.
+SETTING = "lm-eval hf"
 
 
 def require_lm_eval() -> Any:
@@ -73,5 +76,9 @@ def results_to_evals(results: Mapping[str, Any], *, limit: int | None = None) ->
             if metric.endswith("_stderr"):
                 continue
             name = f"lm-eval:{metric}" + (f"[{filter_name}]" if filter_name and filter_name != "none" else "")
-            evals.append(NewEval(dataset=dataset, metric=name, value=float(value), label=f"lm-eval {task}"))
+            evals.append(
+                NewEval(
+                    dataset=dataset, metric=name, value=float(value), setting=SETTING, label=f"lm-eval {task}"
+                )
+            )
     return evals

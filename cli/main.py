@@ -37,9 +37,13 @@ def cli(ctx: click.Context, home: Path | None, verbose: int) -> None:
 def quiet_libraries() -> None:
     """Our own bars report progress; the libraries' bars, advisories and deprecation notes are noise on
     a user's terminal (``-v`` lets them through). Set before the libraries are imported."""
+    import logging
     import os
     import warnings
 
+    # bitsandbytes warns through its logger at import, on CPUs with AVX512-BF16, that an optional
+    # kernel package is missing: nothing a user of ours must act on (a run's log still records it).
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -52,9 +56,23 @@ def quiet_libraries() -> None:
 register_commands(cli)
 
 
+def _verbose(argv: list[str]) -> bool:
+    """Whether the group's ``-v`` comes before the command (read here because the error handler runs
+    outside click's parsing; a ``-v`` after the command is some option's value, e.g. ``--note -v``)."""
+    arguments = iter(argv)
+    for arg in arguments:
+        if arg == "--home":
+            next(arguments, None)
+        elif arg == "--verbose" or (arg.startswith("-v") and set(arg[1:]) == {"v"}):
+            return True
+        elif not arg.startswith("-"):
+            return False  # the command
+    return False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point with the one error handler."""
-    verbose = any(arg in ("-v", "-vv", "--verbose") for arg in (argv if argv is not None else sys.argv[1:]))
+    verbose = _verbose(argv if argv is not None else sys.argv[1:])
     try:
         code = cli.main(args=argv, prog_name="adapters", standalone_mode=False)
         # Without standalone mode, click returns (not raises) the code of a `ctx.exit(N)`.

@@ -1,7 +1,8 @@
 """The score matrix (``adapters evals``) as a rich table, as JSON, and the words that explain it.
 
 Colours read the same everywhere: red = worse by more than the gate's threshold, yellow = worse,
-green = better, dim = within half a percent. NLL: lower is better.
+green = better, dim = within half a percent. NLL: lower is better. Every number in a matrix comes from
+one scoring setting, which the title names; other settings are mentioned under it.
 """
 
 import math
@@ -12,6 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from loraledger.registry.forgetting import Change, Row, ScoreMatrix, UpdateForgetting, VersionMetrics
+from loraledger.schemas.errors import NotFound
+from loraledger.schemas.records import UNRECORDED
 
 NOISE = 0.005  # relative changes smaller than this are shown dim: scoring noise, not a trend
 
@@ -21,6 +24,10 @@ LEGEND = (
     "lineage of (NLL on its eval split now - NLL right after it was learned): positive = forgetting, "
     "negative = later updates helped. Max forgetting = the largest rise of an earlier update's NLL above "
     "the best it ever had. Retention = change on general-text retention sets against the base."
+)
+SETTING_LEGEND = (
+    "Setting = how the models were loaded for scoring: weights format / compute dtype, window / stride; "
+    "versions and base are compared only within one setting."
 )
 
 
@@ -44,6 +51,35 @@ def percent(relative: float | None) -> str:
 
 def held_back(matrix: ScoreMatrix, ever_current: set[int]) -> set[int]:
     return {row.version.number for row in matrix.rows} - ever_current
+
+
+def check_setting(matrix: ScoreMatrix, name: str, asked: str | None) -> ScoreMatrix:
+    """Refuse a --setting that none of NAME's scores was made in, naming those that exist."""
+    if asked is None or asked in matrix.settings:
+        return matrix
+    known = ", ".join(repr(s) for s in matrix.settings) or "none: nothing is scored yet"
+    raise NotFound(f"{name} has no scores in the setting {asked!r}; its settings: {known}")
+
+
+def setting_words(matrix: ScoreMatrix) -> str:
+    """Which setting the numbers come from, for a title: ``scored as nf4/bf16 w512/s256``."""
+    if matrix.setting is None:
+        return "no scores yet"
+    if matrix.setting == UNRECORDED:
+        return "scored before loraledger recorded how (setting unrecorded)"
+    return f"scored as {matrix.setting}"
+
+
+def settings_note(matrix: ScoreMatrix, name: str) -> str | None:
+    """What a matrix leaves out: the scores of other settings, and how to see them."""
+    others = matrix.other_settings
+    if not others:
+        return None
+    listed = ", ".join(others)
+    return (
+        f"{name} also has scores in {listed}, left out here: they are not comparable with these "
+        f"(`adapters evals {name} --setting '{others[0]}'`)"
+    )
 
 
 def matrix_table(matrix: ScoreMatrix, *, threshold: float, ever_current: set[int]) -> Table:
@@ -143,11 +179,14 @@ def matrix_view(matrix: ScoreMatrix, *, name: str, threshold: float, ever_curren
                 f"then `adapters eval {name}`"
             )
         )
+    other = settings_note(matrix, name)
     return Group(
+        Text(f"{name}: {setting_words(matrix)}", style="bold"),  # what every number below shares
         matrix_table(matrix, threshold=threshold, ever_current=ever_current),
         metrics_table(matrix, threshold=threshold),
+        *([Text(other, style="yellow")] if other else []),
         Text(f"gate: current moves only if no retention set or earlier update gets > {threshold:.1%} worse"),
-        Text(LEGEND, style="dim"),
+        Text(f"{LEGEND} {SETTING_LEGEND}", style="dim"),
     )
 
 
@@ -164,6 +203,8 @@ def matrix_json(
             "name": name,
             "metric": "nll",
             "lower_is_better": True,
+            "setting": matrix.setting,
+            "other_settings": matrix.other_settings,
             "threshold": threshold,
             "sets": [
                 {"digest": s.digest, "label": s.label, "role": s.role, "learned_by": s.learned_by}

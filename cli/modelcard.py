@@ -7,6 +7,9 @@ the text. ``datasets`` is left out: it takes Hub dataset ids, and ours are conte
 
 Nothing about the machine goes in: no local paths (data files are named by their file name only), no
 user or host names, and never a token.
+
+The scores on the card are those of one scoring setting (the one of the version's most recent score),
+the version's and the base model's alike, and the card says which.
 """
 
 import re
@@ -14,6 +17,7 @@ from pathlib import PurePath
 from typing import Any, Literal
 
 from loraledger.registry import Registry
+from loraledger.registry.forgetting import latest_scores, newest_setting
 from loraledger.schemas.records import BaseModelRecord, DatasetUse, EvalResult, VersionRecord
 
 Relation = Literal["adapter", "merge"]
@@ -65,7 +69,8 @@ def build_card(
     hub_base = base.model_id if is_hub_id(base.model_id) else None
     lineage = lineage_of(registry, version)
     uses = [use for item in lineage for use in item.datasets]
-    nll = [result for result in version.evals if result.metric in ("nll", "perplexity")]
+    setting = newest_setting(version.evals)
+    nll = card_scores(version.evals, setting)
     data = ModelCardData(
         base_model=hub_base,
         library_name="peft" if relation == "adapter" else "transformers",
@@ -91,11 +96,21 @@ def build_card(
             "base": _base_json(base),
             "lineage": [_lineage_json(item) for item in lineage],
             "datasets": [_use_json(use) for use in uses],
+            **({"eval_setting": setting} if nll else {}),
             **({"merge": merge} if merge else {}),
         },
     )
-    body = _body(registry, version, repo_id, relation, lineage, uses, merge)
+    body = _body(registry, version, repo_id, relation, lineage, uses, merge, nll, setting)
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
+
+
+def card_scores(results: list[EvalResult], setting: str | None) -> list[EvalResult]:
+    """The NLL and perplexity results of one setting, the latest per (dataset, metric)."""
+    latest: dict[tuple[str, str], EvalResult] = {}
+    for result in sorted(results, key=lambda r: r.created_at):
+        if result.metric in ("nll", "perplexity") and result.setting == setting:
+            latest[(result.dataset_digest, result.metric)] = result
+    return list(latest.values())
 
 
 def _base_json(base: BaseModelRecord) -> dict[str, Any]:
@@ -142,6 +157,8 @@ def _body(
     lineage: list[VersionRecord],
     uses: list[DatasetUse],
     merge: dict[str, Any] | None,
+    scores: list[EvalResult],
+    setting: str | None,
 ) -> str:
     base = version.base
     base_name = _base_json(base)["model_id"]
@@ -194,7 +211,7 @@ def _body(
         for use in uses:
             file = _file_name(use.dataset.source) or "-"
             lines.append(f"| {use.ref} | {use.role} | `{use.dataset.digest}` | {use.rows:,} | {file} |")
-    lines += _eval_lines(registry, version.evals, base)
+    lines += _eval_lines(registry, scores, base, setting)
     lines += ["", "## Adapter", ""]
     lines += [f"- {key}: {value}" for key, value in version.lora.items()]
     lines += [f"- {key}: {plain(str(value))}" for key, value in version.training.items() if value is not None]
@@ -230,16 +247,20 @@ def _usage(repo_id: str, version: VersionRecord, relation: Relation, base_name: 
     ]
 
 
-def _eval_lines(registry: Registry, evals: list[EvalResult], base: BaseModelRecord) -> list[str]:
+def _eval_lines(
+    registry: Registry, evals: list[EvalResult], base: BaseModelRecord, setting: str | None
+) -> list[str]:
     scores = [result for result in evals if result.metric == "nll"]
-    if not scores:
+    if not scores or setting is None:
         return []
-    on_base = {r.dataset_digest: r.value for r in registry.store.base_evals(base) if r.metric == "nll"}
+    on_base = latest_scores(registry.store.base_evals(base), setting=setting).get(None, {})
     lines = [
         "",
         "## Evaluation",
         "",
-        "Mean negative log-likelihood per token (nats; lower is better) on held-out sets.",
+        "Mean negative log-likelihood per token (nats; lower is better) on held-out sets. This version "
+        f"and the base model were both scored as `{setting}` (base weights format / compute dtype, "
+        "scoring window / stride).",
         "",
         "| eval set | digest | this version | base model |",
         "| --- | --- | --- | --- |",

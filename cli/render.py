@@ -138,7 +138,8 @@ def version_detail(version: VersionRecord) -> Table:
     for index, result in enumerate(version.evals):  # labels can be long: they go in the value column
         table.add_row(
             "" if index else "evals",
-            f"{result.label or short(result.dataset_digest)}: {result.metric} = {result.value:.4f}",
+            f"{result.label or short(result.dataset_digest)}: {result.metric} = {result.value:.4f} "
+            f"({result.setting})",
         )
     for publication in version.publications:
         table.add_row(publication.kind, f"{publication.target} {_details(publication.details)}")
@@ -329,7 +330,7 @@ def train_summary(result: "UpdateResult") -> Table:
         "lora", f"r={outcome.lora.r} alpha={outcome.lora.alpha:g} on {','.join(outcome.target_modules)}"
     )
     for label, value in result.scores.items():
-        table.add_row("eval", f"{label}: nll {value:.4f}")
+        table.add_row("eval", f"{label}: nll {value:.4f} ({result.eval_setting})")
     if result.regressions:
         from loraledger.cli.suites import advice
 
@@ -339,6 +340,13 @@ def train_summary(result: "UpdateResult") -> Table:
         version = result.version
         for line in advice(version.name, version.ref, result.regressions, promoted=result.promoted):
             table.add_row("", line)
-    elif result.version.is_current:
-        table.add_row("current", f"{result.version.name}@current -> {result.version.ref}")
+    else:
+        if result.version.parent and not result.gated:
+            table.add_row(
+                "gate",
+                f"[yellow]not checked[/] (--no-eval): `adapters eval {result.version.ref}` scores it, "
+                f"`adapters evals {result.version.name}` shows what it forgot",
+            )
+        if result.version.is_current:
+            table.add_row("current", f"{result.version.name}@current -> {result.version.ref}")
     return table

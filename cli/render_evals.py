@@ -12,7 +12,8 @@ from loraledger.schemas.records import SuiteEntry
 def eval_table(report: EvalReport) -> Group:
     parts: list[Table | Text] = []
     if report.lines:
-        table = Table(header_style="bold", title=report.target.title)
+        scored = f", scored as {report.setting}" if report.setting else ""
+        table = Table(header_style="bold", title=Text(f"{report.target.title}{scored}"))
         for column in ("set", "nll", "perplexity", "base nll", "vs base", ""):
             table.add_column(column, justify="left" if column in ("set", "") else "right")
         for line in report.lines:

@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loraledger.cli.matrix import LEGEND, NOISE, held_back, percent
+from loraledger.cli.matrix import (
+    LEGEND,
+    NOISE,
+    SETTING_LEGEND,
+    held_back,
+    percent,
+    setting_words,
+    settings_note,
+)
 from loraledger.cli.settings import Settings
 from loraledger.registry.forgetting import Change, ScoreMatrix
 from loraledger.schemas.errors import InvalidInput
@@ -61,7 +69,7 @@ def plots_figure(matrix: ScoreMatrix, name: str, ever_current: set[int]) -> "Fig
     columns = min(3, len(sets))
     lines = math.ceil(len(sets) / columns)
     figure = Figure(figsize=(4.6 * columns, 3.4 * lines + 0.6), dpi=100, layout="constrained")
-    figure.suptitle(f"{name}: NLL per eval set across the lineage (lower is better)")
+    figure.suptitle(f"{name}: NLL per eval set across the lineage (lower is better), {setting_words(matrix)}")
     axes = figure.subplots(lines, columns, squeeze=False)
     held = held_back(matrix, ever_current)
     by_number = {row.version.number: row for row in matrix.rows}
@@ -263,6 +271,8 @@ def html_page(matrix: ScoreMatrix, name: str, threshold: float, ever_current: se
             f'<td class="{_css(worst.forgetting_relative if worst else None, threshold)}">{forgetting}</td>'
             f'<td class="{_css(metrics.retention_relative, threshold)}">{retention}</td></tr>'
         )
+    other = settings_note(matrix, name)
+    others = f'<p class="note" id="other-settings">{esc(other)}</p>' if other else ""
     png = base64.b64encode(plots_png(matrix, name, ever_current)).decode("ascii")
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
@@ -275,15 +285,17 @@ retention set or earlier update's eval split gets more than {threshold:.1%} wors
 <h2>Lineage</h2>
 {lineage_svg(matrix, ever_current)}
 <h2>Score matrix</h2>
-<table id="matrix"><thead><tr><th>version</th>{head}</tr></thead><tbody>
+<table id="matrix"><caption>NLL per eval set, {esc(setting_words(matrix))}</caption>
+<thead><tr><th>version</th>{head}</tr></thead><tbody>
 {"".join(rows)}
 </tbody></table>
+{others}
 <h2>Forgetting metrics</h2>
 <table id="metrics"><thead><tr><th>version</th><th>BWT</th><th>max forgetting</th><th>retention vs base</th>
 </tr></thead><tbody>
 {"".join(metric_rows)}
 </tbody></table>
-<p class="note">{esc(LEGEND)}</p>
+<p class="note">{esc(LEGEND)} {esc(SETTING_LEGEND)}</p>
 <h2>Scores across the lineage</h2>
 <img id="plots" alt="NLL per eval set across the lineage" src="data:image/png;base64,{png}">
 </body></html>

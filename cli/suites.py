@@ -6,12 +6,17 @@ scored on whatever they lack (the base once per dataset, then cached in the regi
 cell of the matrix has something to compare with. The gate compares the new version with its parent on
 the sets that existed before this update — retention sets and earlier updates' eval splits — and holds
 ``current`` back when any of them got worse by more than the adapter's threshold.
+
+A score counts only in the setting it was made in (trainer/evaluate.py ``scoring_setting``): a
+scorer reuses recorded scores of its own setting and computes the others, and the gate compares the
+parent and the new version in the same setting.
 """
 
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from loraledger.registry import Registry
 from loraledger.registry.forgetting import Regression, latest_scores, regressions
@@ -27,7 +32,16 @@ from loraledger.schemas.records import (
 )
 from loraledger.schemas.specs import EvalSpec, Recipe
 
-__all__ = ["Regression", "Scorer", "add_suite_file", "gate", "score_update", "suite_sets", "update_label"]
+__all__ = [
+    "Regression",
+    "Scorer",
+    "add_suite_file",
+    "gate",
+    "score_update",
+    "suite_sets",
+    "trained_options",
+    "update_label",
+]
 
 
 @dataclass(frozen=True)
@@ -89,7 +103,8 @@ def add_suite_file(registry: Registry, name: str, path: Path, *, label: str | No
 
 @dataclass
 class Scorer:
-    """Scores adapters and base models on datasets kept in the registry, reusing recorded scores.
+    """Scores adapters and base models on datasets kept in the registry, reusing recorded scores of
+    its own setting (``setting``: how it loads models, recorded with every score it makes).
 
     The base model is located lazily (``source``): a request whose scores are all recorded already
     never loads a model.
@@ -102,12 +117,26 @@ class Scorer:
     quantize: str = "none"
     text_field: str = "text"
     stage: Callable[[str], None] = lambda message: None
+    device: str | None = None  # None: this process's device (trainer/models.py pick_device)
     _source: BaseSource | None = field(default=None, init=False, repr=False)
+    _setting: str | None = field(default=None, init=False, repr=False)
 
     def base_source(self) -> BaseSource:
         if self._source is None:
             self._source = self.source()
         return self._source
+
+    @property
+    def setting(self) -> str:
+        """The scoring setting of this scorer, e.g. ``nf4/bf16 w512/s256`` (no model is loaded)."""
+        if self._setting is None:
+            from loraledger.trainer.evaluate import scoring_setting
+            from loraledger.trainer.models import pick_device
+
+            # Fixed here, so that what is loaded is what the setting says (score passes it on).
+            self.device = self.device or pick_device()
+            self._setting = scoring_setting(self.quantize, self.spec, self.device, text_field=self.text_field)
+        return self._setting
 
     def score(self, adapter: Path | None, sets: Mapping[str, EvalSet]) -> list[NewEval]:
         """Score (the base with) ``adapter`` on every set: NLL and perplexity per set."""
@@ -115,6 +144,7 @@ class Scorer:
 
         if not sets:
             return []
+        setting = self.setting
         rows = {digest: self.registry.dataset_rows(digest) for digest in sets}
         scores = score_sets(
             self.base_source(),
@@ -123,14 +153,17 @@ class Scorer:
             self.spec,
             quantize=self.quantize,
             text_field=self.text_field,
+            device=self.device,
         )
-        return evals_from_scores(scores, sets)
+        return evals_from_scores(scores, sets, setting)
 
     def ensure_version(
         self, version: VersionRecord, sets: Mapping[str, EvalSet], *, rescore: bool = False
     ) -> list[NewEval]:
-        """Score ``version`` on the sets it has no NLL for (all of them with ``rescore``)."""
-        have = {} if rescore else latest_scores(self.registry.resolve(version.ref).evals).get(version.ref, {})
+        """Score ``version`` on the sets it has no NLL for in this setting (all of them with
+        ``rescore``)."""
+        recorded = [] if rescore else self.registry.resolve(version.ref).evals
+        have = version_scores(recorded, version.ref, self.setting)
         missing = {digest: s for digest, s in sets.items() if digest not in have}
         if not missing:
             return []
@@ -143,8 +176,9 @@ class Scorer:
         return evals
 
     def ensure_base(self, sets: Mapping[str, EvalSet], *, rescore: bool = False) -> list[NewEval]:
-        """Score the base model on the sets it has no NLL for: once per dataset, then cached."""
-        have = {} if rescore else base_scores(self.registry, self.base)
+        """Score the base model on the sets it has no NLL for in this setting: once per dataset and
+        setting, then cached."""
+        have = {} if rescore else base_scores(self.registry, self.base, self.setting)
         missing = {digest: s for digest, s in sets.items() if digest not in have}
         if not missing:
             return []
@@ -154,12 +188,26 @@ class Scorer:
         return evals
 
 
-def base_scores(registry: Registry, base: BaseModelRecord) -> dict[str, float]:
-    return latest_scores(registry.base_evals(base)).get(None, {})
+def base_scores(registry: Registry, base: BaseModelRecord, setting: str) -> dict[str, float]:
+    return latest_scores(registry.base_evals(base), setting=setting).get(None, {})
 
 
-def version_scores(results: Iterable[EvalResult], ref: str) -> dict[str, float]:
-    return latest_scores(results).get(ref, {})
+def version_scores(results: Iterable[EvalResult], ref: str, setting: str) -> dict[str, float]:
+    return latest_scores(results, setting=setting).get(ref, {})
+
+
+def trained_options(version: VersionRecord) -> dict[str, Any]:
+    """The quantization, text field and eval spec ``version`` was trained and scored with, as Scorer
+    keywords, so that scoring it again by hand gives numbers comparable with the train-time ones.
+    What a version does not record (imports, stacks and merges; versions trained before the eval spec
+    was recorded) is the default: full precision, ``text``, ``EvalSpec()``."""
+    training = version.training
+    recorded = training.get("eval")
+    return {
+        "quantize": training.get("quantize") or "none",
+        "text_field": training.get("text_field") or "text",
+        "spec": EvalSpec.model_validate(recorded) if isinstance(recorded, dict) else EvalSpec(),
+    }
 
 
 def check_adapter_folder(version: VersionRecord, folder: Path) -> None:
@@ -167,12 +215,22 @@ def check_adapter_folder(version: VersionRecord, folder: Path) -> None:
         raise Conflict(f"{version.ref} ({version.kind}) holds no LoRA adapter to score")
 
 
-def evals_from_scores(scores: Mapping[str, EvalScore], sets: Mapping[str, EvalSet]) -> list[NewEval]:
+def evals_from_scores(
+    scores: Mapping[str, EvalScore], sets: Mapping[str, EvalSet], setting: str
+) -> list[NewEval]:
     evals = []
     for digest, score in scores.items():
         eval_set = sets[digest]
         for metric, value in (("nll", score.nll), ("perplexity", score.perplexity)):
-            evals.append(NewEval(dataset=eval_set.dataset, metric=metric, value=value, label=eval_set.label))
+            evals.append(
+                NewEval(
+                    dataset=eval_set.dataset,
+                    metric=metric,
+                    value=value,
+                    setting=setting,
+                    label=eval_set.label,
+                )
+            )
     return evals
 
 
@@ -188,8 +246,9 @@ def score_update(
     stage: Callable[[str], None] = lambda message: None,
 ) -> tuple[list[NewEval], dict[str, str]]:
     """Score a freshly trained adapter on its whole suite plus this update's eval splits (label ->
-    dataset); make sure the parent and the base have scores on all of them too. Returns the new
-    version's evals and the gated sets (digest -> label): those in the suite before this update."""
+    dataset), in the setting of its recipe (its quantization, eval spec and text field); make sure the
+    parent and the base have scores on all of them in that setting too. Returns the new version's
+    evals and the gated sets (digest -> label): those in the suite before this update."""
     earlier = suite_sets(registry, name)
     sets = dict(earlier)
     for label, dataset in new_sets.items():
@@ -219,10 +278,15 @@ def gate(
     threshold: float,
 ) -> list[Regression]:
     """Gated sets (digest -> label) on which the new version is worse than its parent by more than
-    ``threshold`` (relative NLL), worst first."""
-    before = version_scores(registry.resolve(parent.ref).evals, parent.ref)
-    after = {result.dataset.digest: result.value for result in evals if result.metric == "nll"}
-    return regressions(before, after, gated, threshold)
+    ``threshold`` (relative NLL), worst first. Each new score is compared with the parent's score in
+    the same setting only (``score_update`` makes sure the parent has one)."""
+    recorded = registry.resolve(parent.ref).evals
+    found: list[Regression] = []
+    for setting in sorted({result.setting for result in evals if result.metric == "nll"}):
+        before = version_scores(recorded, parent.ref, setting)
+        after = {r.dataset.digest: r.value for r in evals if r.metric == "nll" and r.setting == setting}
+        found += regressions(before, after, gated, threshold)
+    return sorted(found, key=lambda r: r.change, reverse=True)
 
 
 def advice(name: str, ref: str, regressed: list[Regression], *, promoted: bool) -> list[str]:

@@ -8,6 +8,7 @@ the adapter is saved, its artifact stored and its digest computed, so a crash at
 registration leaves no version behind (at most unreferenced blobs, which `adapters gc` lists).
 """
 
+import json
 import logging
 import random
 import shutil
@@ -72,12 +73,19 @@ class UpdateResult:
     scores: dict[str, float]
     warnings: list[str]
     run_dir: Path
+    # Whether the forgetting gate looked at this version (not with --no-eval, nor for a first version).
+    gated: bool = False
+    eval_setting: str | None = None  # the scoring setting of ``scores``
 
 
 @dataclass(frozen=True)
 class Canonical:
     """A dataset read from files, in canonical form: computed once, used for its digest, its stored
-    copy and the run folder's key."""
+    copy, the run folder's key, and what is trained on.
+
+    Training on the canonical records (not the file's rows) makes the digest mean what it says: files
+    that digest alike (other row order, key order, line endings) train the same adapter, and the copy
+    the registry keeps reproduces the version exactly."""
 
     loaded: LoadedData
     lines: list[str]
@@ -87,6 +95,10 @@ class Canonical:
     def of(cls, loaded: LoadedData) -> "Canonical":
         lines = canonical_records(loaded.records)
         return cls(loaded, lines, canonical_lines_digest(lines))
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.lines]
 
 
 @dataclass
@@ -146,8 +158,9 @@ def _update(settings: Settings, request: UpdateRequest, hooks: Hooks, run_log: "
         read(request.eval_files),
         read(request.replay_files),
     )
-    train_records = [record for data in train_data for record in data.loaded.records]
-    replay_records, replay_sources = _replay(registry, parent, recipe, len(train_records), warn, replay_data)
+    train_records = [data.records for data in train_data]
+    replay_sources = _replay(registry, parent, recipe, sum(map(len, train_records)), warn, replay_data)
+    replay_records = [row for _, rows in replay_sources for row in rows]
     if parent:
         seen = registry.already_trained(parent, [data.digest for data in train_data])
         for data in train_data:
@@ -192,7 +205,8 @@ def _update(settings: Settings, request: UpdateRequest, hooks: Hooks, run_log: "
             base=source,
             lora=recipe.lora,
             training=recipe.training,
-            records=train_records + replay_records,
+            records=[row for rows in train_records for row in rows] + replay_records,
+            source_rows=[len(rows) for rows in train_records] + [len(rows) for _, rows in replay_sources],
             replay_rows=len(replay_records),
             parent_adapter=parent_dir,
             output_dir=run_dir / "adapter",
@@ -205,14 +219,20 @@ def _update(settings: Settings, request: UpdateRequest, hooks: Hooks, run_log: "
         outcome = _train(job, request.num_processes, run_dir, _fault_point(hooks.train_progress))
     faults.point("trained")
 
-    # 5. Store the data it saw (the eval below reads the stored copies).
+    # 5. Store the data it saw (the eval below reads the stored copies), with the tokens of each
+    # source as the trainer counted them under this base's tokenizer.
+    counted = outcome.data.source_tokens  # train files first, then the replay sources (source_rows)
     uses = [
-        NewDatasetUse(dataset=_store(registry, data), role="train", rows=len(data.lines))
-        for data in train_data
+        NewDatasetUse(
+            dataset=_store(registry, data, tokens=tokens), role="train", rows=len(data.lines), tokens=tokens
+        )
+        for data, tokens in zip(train_data, counted[: len(train_data)], strict=True)
     ]
     uses += [
-        NewDatasetUse(dataset=dataset, role="replay", rows=rows, label=label)
-        for dataset, rows, label in replay_sources
+        NewDatasetUse(
+            dataset=dataset, role="replay", rows=len(rows), tokens=tokens, label=f"replay {len(rows)} rows"
+        )
+        for (dataset, rows), tokens in zip(replay_sources, counted[len(train_data) :], strict=True)
     ]
     eval_sets: dict[str, NewDataset] = {}
     for data in eval_data:
@@ -256,6 +276,7 @@ def _update(settings: Settings, request: UpdateRequest, hooks: Hooks, run_log: "
                 "replay_rows": len(replay_records),
                 "padding": outcome.padding,
                 "resumed_from": outcome.resumed_from,
+                "eval": recipe.eval.model_dump(),
             },
             seed=recipe.training.seed,
             libraries=outcome.libraries,
@@ -290,6 +311,8 @@ def _update(settings: Settings, request: UpdateRequest, hooks: Hooks, run_log: "
         scores=scores,
         warnings=warnings,
         run_dir=run_dir,
+        gated=request.run_eval and parent is not None,
+        eval_setting=evals[0].setting if evals else None,
     )
 
 
@@ -312,7 +335,8 @@ def _same_base_id(asked: str, recorded: str) -> bool:
 
 
 def _recipe_for(request: UpdateRequest, parent: VersionRecord | None) -> Recipe:
-    """A continued adapter keeps its parent's LoRA shape unless the user asked for another one."""
+    """A continued adapter keeps its parent's LoRA shape (rank, alpha, target modules): asking for
+    another is an error; dropout may change."""
     if parent is None or request.fresh or not parent.lora:
         return request.recipe
     inherited = {k: v for k, v in parent.lora.items() if k not in request.lora_overrides}
@@ -320,7 +344,7 @@ def _recipe_for(request: UpdateRequest, parent: VersionRecord | None) -> Recipe:
     asked = request.recipe.lora.model_dump()
     changed = [
         key
-        for key in ("r", "target_modules")
+        for key in ("r", "alpha", "target_modules")
         if key in request.lora_overrides and _sorted(asked[key]) != _sorted(parent.lora.get(key))
     ]
     if changed:
@@ -335,8 +359,10 @@ def _sorted(value: Any) -> Any:
     return sorted(value) if isinstance(value, list) else value
 
 
-def _store(registry: Registry, data: Canonical) -> NewDataset:
-    return registry.store_dataset(data.lines, format=data.loaded.format, source=data.loaded.source)
+def _store(registry: Registry, data: Canonical, *, tokens: int | None = None) -> NewDataset:
+    return registry.store_dataset(
+        data.lines, format=data.loaded.format, source=data.loaded.source, tokens=tokens
+    )
 
 
 def _replay(
@@ -346,8 +372,9 @@ def _replay(
     train_rows: int,
     warn: Callable[[str], None],
     extra: Sequence[Canonical] = (),
-) -> tuple[list[dict[str, Any]], list[tuple[NewDataset, int, str]]]:
-    """Rows sampled from the training data of the lineage, so that they make up ``replay`` of the mix.
+) -> list[tuple[NewDataset, list[dict[str, Any]]]]:
+    """Rows sampled from the training data of the lineage, so that they make up ``replay`` of the mix:
+    (dataset, the rows drawn from it) per source.
 
     ``extra`` (--replay-data) joins the pool: general text, say, that the adapter must keep modelling.
     What an ancestor replayed from such files stays in the pool of its descendants."""
@@ -355,7 +382,7 @@ def _replay(
     if share <= 0:
         if extra:
             warn("--replay-data is drawn from only with --replay SHARE (e.g. --replay 0.3): ignored")
-        return [], []
+        return []
     datasets: dict[str, NewDataset] = {}
     rows_of: dict[str, list[dict[str, Any]]] = {}
     if parent is not None:
@@ -366,20 +393,19 @@ def _replay(
     for data in extra:
         dataset = _store(registry, data)
         datasets.setdefault(dataset.digest, dataset)
-        rows_of.setdefault(dataset.digest, data.loaded.records)
+        rows_of.setdefault(dataset.digest, data.records)
     if not datasets:
         warn("--replay has no effect on a first version without --replay-data: there is no earlier data")
-        return [], []
+        return []
     pool = [(digest, row) for digest, rows in rows_of.items() for row in rows]
     wanted = round(share / (1 - share) * train_rows)
     if wanted > len(pool):
         warn(f"replay wants {wanted} rows, the lineage holds {len(pool)}: replaying all of them")
     chosen = random.Random(recipe.training.seed).sample(pool, min(wanted, len(pool)))
-    per_dataset: dict[str, int] = {}
-    for digest, _ in chosen:
-        per_dataset[digest] = per_dataset.get(digest, 0) + 1
-    sources = [(datasets[digest], rows, f"replay {rows} rows") for digest, rows in per_dataset.items()]
-    return [row for _, row in chosen], sources
+    drawn: dict[str, list[dict[str, Any]]] = {}
+    for digest, row in chosen:
+        drawn.setdefault(digest, []).append(row)
+    return [(datasets[digest], rows) for digest, rows in drawn.items()]
 
 
 def _run_dir(

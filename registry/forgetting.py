@@ -15,6 +15,10 @@ is ``after - before`` and a **positive change means worse**.
   forgotten.
 - **Retention**: the change on general-text retention sets against the base model.
 - The **gate** flags sets whose NLL rose by more than a relative threshold against the parent.
+
+Every score carries the setting it was made in (how the model was loaded: 4-bit or full weights,
+compute dtype, window): a matrix holds the scores of one setting, versions and base alike, because a
+4-bit NLL minus an fp32 one measures quantization, not forgetting.
 """
 
 import math
@@ -134,6 +138,12 @@ class ScoreMatrix:
     sets: list[EvalSet]
     bases: dict[str, dict[str, float]]  # base key -> digest -> NLL
     rows: list[Row] = field(default_factory=list)
+    setting: str | None = None  # the scoring setting of every number in it (None: no scores at all)
+    settings: list[str] = field(default_factory=list)  # every setting the versions have scores in
+
+    @property
+    def other_settings(self) -> list[str]:
+        return [s for s in self.settings if s != self.setting]
 
     def eval_set(self, digest: str) -> EvalSet:
         return next(s for s in self.sets if s.digest == digest)
@@ -210,7 +220,12 @@ def version_metrics(
 
 
 def score_matrix(
-    versions: Sequence[VersionScores], sets: Sequence[EvalSet], bases: Mapping[str, Mapping[str, float]]
+    versions: Sequence[VersionScores],
+    sets: Sequence[EvalSet],
+    bases: Mapping[str, Mapping[str, float]],
+    *,
+    setting: str | None = None,
+    settings: Sequence[str] = (),
 ) -> ScoreMatrix:
     by_number = {v.number: v for v in versions}
     rows = []
@@ -229,7 +244,13 @@ def score_matrix(
         }
         metrics = version_metrics(version.number, by_number, sets, base)
         rows.append(Row(version=version, cells=cells, metrics=metrics))
-    return ScoreMatrix(sets=list(sets), bases={k: dict(v) for k, v in bases.items()}, rows=rows)
+    return ScoreMatrix(
+        sets=list(sets),
+        bases={k: dict(v) for k, v in bases.items()},
+        rows=rows,
+        setting=setting,
+        settings=list(settings),
+    )
 
 
 def regressions(
@@ -255,13 +276,32 @@ def regressions(
 # ---- from registry records ------------------------------------------------------------------------
 
 
-def latest_scores(results: Iterable[EvalResult], metric: str = METRIC) -> dict[str | None, dict[str, float]]:
-    """ref (None for a base model) -> digest -> the most recent value of ``metric``."""
+def latest_scores(
+    results: Iterable[EvalResult], metric: str = METRIC, *, setting: str | None = None
+) -> dict[str | None, dict[str, float]]:
+    """ref (None for a base model) -> digest -> the most recent value of ``metric`` (in ``setting``
+    only, when given: a score made in another setting is no score for it)."""
     table: dict[str | None, dict[str, float]] = {}
     for result in sorted(results, key=lambda r: r.created_at):
-        if result.metric == metric:
+        if result.metric == metric and (setting is None or result.setting == setting):
             table.setdefault(result.ref, {})[result.dataset_digest] = result.value
     return table
+
+
+def settings_by_recency(results: Iterable[EvalResult], metric: str = METRIC) -> list[str]:
+    """The settings ``metric`` was scored in, the one of the most recent score first."""
+    newest: dict[str, float] = {}
+    for result in results:
+        if result.metric == metric:
+            moment = result.created_at.timestamp()
+            newest[result.setting] = max(moment, newest.get(result.setting, moment))
+    return sorted(newest, key=lambda setting: (-newest[setting], setting))
+
+
+def newest_setting(results: Iterable[EvalResult], metric: str = METRIC) -> str | None:
+    """The setting of the most recent score: the one to show when nobody asked for another."""
+    found = settings_by_recency(results, metric)
+    return found[0] if found else None
 
 
 def from_records(
@@ -269,13 +309,22 @@ def from_records(
     suite: Sequence[SuiteEntry],
     results: Iterable[EvalResult],
     base_results: Mapping[str, Iterable[EvalResult]],
+    *,
+    setting: str | None = None,
 ) -> ScoreMatrix:
     """The matrix of one adapter from what the registry holds: its versions, its suite, the eval
     results of its versions, and the results of each base model (keyed by base fingerprint).
 
-    Columns: the suite in the order it was built, then any other set a version was scored on
-    (``adapters eval --data``) as role ``extra``."""
+    Only scores in one setting enter it: ``setting``, or by default the setting of the most recent
+    score among the adapter's versions. Columns: the suite in the order it was built, then any other
+    set a version was scored on in that setting (``adapters eval --data``) as role ``extra``."""
     results = list(results)
+    base_results = {key: list(found) for key, found in base_results.items()}
+    settings = settings_by_recency(results)
+    if setting is None:  # with no version scored yet, the base's scores (`adapters eval NAME@base`)
+        newest = settings or settings_by_recency(r for found in base_results.values() for r in found)
+        setting = newest[0] if newest else None
+    results = [result for result in results if result.setting == setting]
     scores = latest_scores(results)
     sets = [
         EvalSet(
@@ -292,7 +341,7 @@ def from_records(
             in_suite.add(result.dataset_digest)
             label = result.label or result.dataset_digest.split(":")[-1][:12]
             sets.append(EvalSet(digest=result.dataset_digest, label=label, role="extra"))
-    bases = {key: latest_scores(found).get(None, {}) for key, found in base_results.items()}
+    bases = {key: latest_scores(found, setting=setting).get(None, {}) for key, found in base_results.items()}
     rows = []
     for version in versions:
         parent_name, _, parent_number = (version.parent or "").rpartition("@")
@@ -306,4 +355,4 @@ def from_records(
                 learned=frozenset(use.dataset.digest for use in version.datasets if use.role == "eval"),
             )
         )
-    return score_matrix(rows, sets, bases)
+    return score_matrix(rows, sets, bases, setting=setting, settings=settings)

@@ -39,6 +39,9 @@ class VerifyReport:
     bytes: int
     seconds: float
     problems: list[Finding] = field(default_factory=list)
+    # Objects nothing registered refers to (what crashed or refused runs left; ``adapters gc`` lists
+    # and removes them). Harmless, so not a problem; None when only some versions were checked.
+    unreferenced: list[StoredObject] | None = None
 
     @property
     def ok(self) -> bool:
@@ -54,10 +57,16 @@ class VerifyReport:
 
 
 def verify(
-    artifacts: ArtifactStore, versions: Iterable[VersionRecord], datasets: Iterable[DatasetRecord]
+    artifacts: ArtifactStore,
+    versions: Iterable[VersionRecord],
+    datasets: Iterable[DatasetRecord],
+    *,
+    everything: bool = False,
 ) -> VerifyReport:
-    """Check the manifests of ``versions``, every blob they name, and the copies of ``datasets``."""
+    """Check the manifests of ``versions``, every blob they name, and the copies of ``datasets``;
+    ``everything`` (all that is registered was passed) also lists the objects nothing refers to."""
     started = time.perf_counter()
+    datasets = list(datasets)
     manifest_users: dict[str, list[str]] = defaultdict(list)
     for version in versions:
         manifest_users[version.artifact_digest].append(version.ref)
@@ -81,6 +90,10 @@ def verify(
         size += read
         if problem is not None:
             findings.append(_finding(problem, sorted(set(users))))
+    unreferenced = None
+    if everything:
+        live_blobs = {dataset.blob for dataset in datasets if dataset.blob}
+        unreferenced, _ = artifacts.unreferenced(manifest_users, live_blobs)
     return VerifyReport(
         artifacts=len(manifest_users),
         blobs=len(blob_users),
@@ -88,6 +101,7 @@ def verify(
         bytes=size,
         seconds=time.perf_counter() - started,
         problems=findings,
+        unreferenced=unreferenced,
     )
 
 

@@ -231,7 +231,7 @@ class Registry:
 
     def diff(self, a: str, b: str, *, everything: bool = False) -> dict[str, tuple[Any, Any]]:
         """Two versions' hyperparameters, data (digests per role) and scores under flattened keys
-        (``training.learning_rate``, ``data.train``, ``eval.LABEL.nll``): the fields that differ, or
+        (``training.learning_rate``, ``data.train``, ``eval.LABEL.nll [SETTING]``): the fields that differ, or
         all of them with ``everything``."""
         left, right = _flatten_for_diff(self.resolve(a)), _flatten_for_diff(self.resolve(b))
         return {
@@ -427,8 +427,9 @@ class Registry:
     def record_base_evals(self, base: BaseModelRecord, evals: Sequence[NewEval]) -> None:
         self.store.add_base_evals(base, evals)
 
-    def score_matrix(self, name: str) -> ScoreMatrix:
-        """NAME's versions x eval sets in mean NLL, with the forgetting metrics (see forgetting.py)."""
+    def score_matrix(self, name: str, *, setting: str | None = None) -> ScoreMatrix:
+        """NAME's versions x eval sets in mean NLL, with the forgetting metrics (see forgetting.py), in
+        one scoring setting: ``setting``, or that of the most recent score."""
         versions = self.versions(name)
         bases = {version.base.fingerprint: version.base for version in versions}
         return from_records(
@@ -436,6 +437,7 @@ class Registry:
             self.suite(name),
             self.eval_results(name),
             {key: self.store.base_evals(base) for key, base in bases.items()},
+            setting=setting,
         )
 
     def suite(self, name: str) -> list[SuiteEntry]:
@@ -458,7 +460,7 @@ class Registry:
         if ref is not None:
             version = self.resolve(ref)
             return integrity.verify(self.artifacts, [version], [use.dataset for use in version.datasets])
-        return integrity.verify(self.artifacts, self.store.versions(), self.store.datasets())
+        return integrity.verify(self.artifacts, self.store.versions(), self.store.datasets(), everything=True)
 
     def garbage(self, *, min_age_seconds: float = 0.0) -> GarbageReport:
         """Stored objects no version or dataset refers to (leftovers of crashed or failed runs)."""
@@ -516,6 +518,7 @@ def _flatten_for_diff(version: VersionRecord) -> dict[str, Any]:
     for use in version.datasets:  # one entry per role: the digests of its sets, replay with its share
         entry = use.dataset.digest + (f" ×{use.rows}" if use.role == "replay" else "")
         flat.setdefault(f"data.{use.role}", []).append(entry)
-    for result in version.evals:
-        flat[f"eval.{result.label or result.dataset_digest[:19]}.{result.metric}"] = round(result.value, 6)
+    for result in version.evals:  # scores of different settings are different fields: not comparable
+        key = f"eval.{result.label or result.dataset_digest[:19]}.{result.metric} [{result.setting}]"
+        flat[key] = round(result.value, 6)
     return flat

@@ -74,6 +74,7 @@ def eval_record(row: EvalResultRow, digest: str, ref: str | None) -> EvalResult:
         label=row.label,
         metric=row.metric,
         value=row.value,
+        setting=row.setting,
         created_at=utc(row.created_at),
     )
 

@@ -550,6 +550,7 @@ def _add_evals(
                 dataset_id=_dataset_id(session, result.dataset),
                 metric=result.metric,
                 value=result.value,
+                setting=result.setting,
                 label=result.label,
                 created_at=moment,
             )

@@ -98,10 +98,12 @@ class VersionDatasetRow(SQLModel, table=True):
 
 
 class EvalResultRow(SQLModel, table=True):
-    """A score of a version, or of a bare base model (version_id NULL), on one dataset."""
+    """A score of a version, or of a bare base model (version_id NULL), on one dataset, in one scoring
+    setting (how the model was loaded: see trainer/evaluate.py ``scoring_setting``)."""
 
     __tablename__ = "eval_result"
-    __table_args__ = (Index("ix_eval_result_base", "base_model_id", "dataset_id", "metric"),)
+    # The base-score cache is looked up by (base, dataset, metric, setting).
+    __table_args__ = (Index("ix_eval_result_base", "base_model_id", "dataset_id", "metric", "setting"),)
 
     id: int | None = Field(default=None, primary_key=True)
     version_id: int | None = Field(default=None, foreign_key="version.id", index=True)
@@ -109,6 +111,8 @@ class EvalResultRow(SQLModel, table=True):
     dataset_id: int = Field(foreign_key="dataset.id")
     metric: str = Field(max_length=100)
     value: float
+    # Rows from before migration 0002 read 'unrecorded' (schemas.records.UNRECORDED).
+    setting: str = Field(max_length=100, sa_column_kwargs={"server_default": "unrecorded"})
     label: str | None = Field(default=None, max_length=200)
     created_at: datetime = _utc_column()
 

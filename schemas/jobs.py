@@ -27,6 +27,11 @@ class TrainJob(BaseModel):
     lora: LoraSpec
     training: TrainSpec
     records: list[dict[str, Any]] = Field(description="Training rows, replay rows included.")
+    source_rows: list[int] = Field(
+        default_factory=list,
+        description="Rows of each data source, in the order their records come: the trainer counts "
+        "tokens per source for the registry.",
+    )
     replay_rows: int = 0
     parent_adapter: Path | None = Field(None, description="Folder of the adapter to continue from.")
     output_dir: Path
@@ -53,6 +58,9 @@ class DataStats(BaseModel):
     )
     micro_batches: int
     padding_share: float = Field(description="Padding positions / all computed positions.")
+    source_tokens: list[int] = Field(
+        default_factory=list, description="Tokens of each data source, in the order of the job's source_rows."
+    )
 
 
 class TrainOutcome(BaseModel):

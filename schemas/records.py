@@ -12,6 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field
 VersionKind = Literal["train", "stack", "merge", "import"]
 DatasetRole = Literal["train", "eval", "replay"]
 SuiteRole = Literal["update", "retention"]
+# The setting of scores recorded before settings were (schema 0001): unknown, so never compared with
+# scores of a known setting; whatever needs them scores again.
+UNRECORDED = "unrecorded"
+SETTING_HELP = (
+    "How the model was loaded for scoring (weights format / compute dtype, window / stride, e.g. "
+    "'nf4/bf16 w512/s256'): scores are compared only within one setting."
+)
 
 
 class Record(BaseModel):
@@ -80,6 +87,7 @@ class EvalResult(Record):
     label: str | None = None
     metric: str
     value: float
+    setting: str = Field(description=SETTING_HELP)
     created_at: datetime
 
 
@@ -230,6 +238,7 @@ class NewEval(BaseModel):
     dataset: NewDataset
     metric: str
     value: float
+    setting: str = Field(description=SETTING_HELP)
     label: str | None = None
 
 

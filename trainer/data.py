@@ -12,6 +12,7 @@ flattened row, because SDPA on CPU materialises a mask quadratic in the row leng
 padding (the share is measured and reported).
 """
 
+import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -113,7 +114,13 @@ def _chat(
             start = len(header) if text.startswith(header) and len(header) >= len(previous) else len(previous)
             spans.append((start, len(text)))
         previous = text
-    encoded = tokenizer(previous, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    try:
+        encoded = tokenizer(previous, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    except NotImplementedError:  # slow (Python) tokenizers cannot map tokens back to characters
+        raise InvalidInput(
+            f"record {index} is a chat ('messages'): locating the assistant replies needs a fast "
+            f"tokenizer (a tokenizer.json), and {type(tokenizer).__name__} is a slow one"
+        ) from None
     ids = list(encoded["input_ids"])
     labels = [
         token if any(start <= begin < end for start, end in spans) else IGNORE
@@ -258,8 +265,15 @@ def prepare(
     seed: int,
     text_field: str = "text",
     chat_template: str | None = None,
+    source_rows: Sequence[int] = (),
 ) -> tuple[PackedDataset, DataStats]:
+    """Tokenize, window and pack ``records``; ``source_rows`` (rows per data source, in order) asks for
+    the tokens of each source too."""
     sequences = tokenize(records, tokenizer, text_field=text_field, chat_template=chat_template)
+    if sum(source_rows) not in (0, len(sequences)):
+        raise ValueError(f"source_rows add up to {sum(source_rows)}, not the {len(sequences)} records")
+    bounds = [0, *itertools.accumulate(source_rows)]
+    source_tokens = [sum(len(s) for s in sequences[a:b]) for a, b in itertools.pairwise(bounds)]
     windows, extra = split_windows(sequences, max_length)
     if not windows:
         raise InvalidInput("the dataset has no tokens to train on (every completion is empty)")
@@ -276,5 +290,6 @@ def prepare(
         trained_tokens=sum(sum(1 for label in w.labels[1:] if label != IGNORE) for w in windows),
         micro_batches=len(batches),
         padding_share=padding_share(windows, batches),
+        source_tokens=source_tokens,
     )
     return PackedDataset(windows, batches), stats

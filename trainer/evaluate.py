@@ -3,6 +3,10 @@
 Long texts are scored with strided windows (each token once, with up to ``max_length - stride`` tokens
 of context before it), and the windows are packed and flattened like training batches, so a suite of
 eval sets costs a small fraction of a training run.
+
+How a model is loaded for scoring changes its numbers (a 4-bit base scores differently from the same
+weights in fp32, bf16 from fp32, a 64-token window from a 512-token one), so every score is recorded
+with its *setting*, ``scoring_setting()``: scores are compared only within one setting.
 """
 
 import math
@@ -14,17 +18,44 @@ import torch
 from peft import PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from loraledger.schemas.errors import InvalidInput
 from loraledger.schemas.jobs import BaseSource, EvalScore
 from loraledger.schemas.specs import EvalSpec
 from loraledger.trainer import data, models
 
+# How each quantization stores the base weights, in a setting's words (None: as the compute dtype).
+WEIGHT_FORMATS: dict[str, str | None] = {"none": None, "4bit": "nf4", "8bit": "int8"}
+DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
+
+
+def eval_dtype(device: str) -> torch.dtype:
+    """The compute dtype of scoring on ``device``: bf16 on a GPU that has it, else fp32. The one place
+    that choice is made, for loading (``load_for_eval``) and for naming (``scoring_setting``) alike."""
+    return models.compute_dtype("auto", device)
+
+
+def scoring_setting(quantize: str, spec: EvalSpec, device: str, *, text_field: str = "text") -> str:
+    """Everything about scoring that changes the numbers, in a few words, without loading a model:
+    weights format / compute dtype, then window / stride, e.g. ``fp32 w512/s256``,
+    ``nf4/bf16 w512/s256``, ``int8/fp32 w512/s256``; `` field=NAME`` is added when the text is read
+    from another field than ``text``. (The batch size only regroups the same windows.)"""
+    if quantize not in WEIGHT_FORMATS:
+        raise InvalidInput(f"unknown quantization {quantize!r}: use 4bit, 8bit or none")
+    dtype = DTYPE_NAMES[eval_dtype(device)]
+    weights = WEIGHT_FORMATS[quantize]
+    setting = f"{weights}/{dtype}" if weights else dtype
+    setting += f" w{spec.max_length}/s{spec.stride}"
+    if text_field != "text":
+        setting += f" field={text_field}"
+    return setting
+
 
 def load_for_eval(
-    base: BaseSource, adapter: Path | None, *, quantize: str = "none"
+    base: BaseSource, adapter: Path | None, *, quantize: str = "none", device: str | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The base model, with an adapter applied when given, in eval mode."""
-    device = models.pick_device()
-    dtype = models.compute_dtype("auto", device)
+    device = device or models.pick_device()
+    dtype = eval_dtype(device)
     tokenizer, _ = models.load_tokenizer(base)  # never changes the vocabulary
     model = models.load_model(base, quantize=quantize, dtype=dtype, device=device)
     if adapter is not None:
@@ -97,9 +128,11 @@ def score_sets(
     *,
     quantize: str = "none",
     text_field: str = "text",
+    device: str | None = None,
 ) -> dict[str, EvalScore]:
-    """Load once, score every set."""
-    model, tokenizer = load_for_eval(base, adapter, quantize=quantize)
+    """Load once, score every set: in the setting ``scoring_setting(quantize, spec, device,
+    text_field=text_field)`` names."""
+    model, tokenizer = load_for_eval(base, adapter, quantize=quantize, device=device)
     return {
         label: score(model, tokenizer, records, spec, text_field=text_field)
         for label, records in sets.items()

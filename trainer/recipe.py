@@ -90,6 +90,7 @@ def train(job: TrainJob, *, progress: Progress | None = None) -> TrainOutcome:
         seed=spec.seed,
         text_field=spec.text_field,
         chat_template=spec.chat_template,
+        source_rows=job.source_rows,
     )
     log.info(
         "data: %d rows (%d replayed) -> %d windows (%d extra from long documents, %d without loss left "
@@ -209,6 +210,10 @@ def attach_lora(model: PreTrainedModel, job: TrainJob) -> tuple[PeftModel, LoraS
     if job.parent_adapter is not None:
         models.check_adapter_folder(job.parent_adapter, allow_pickle=job.allow_pickle)
         parent = LoraConfig.from_pretrained(str(job.parent_adapter))
+        # Dropout only regularises training: the job's applies. Rank, alpha (the scale of the update)
+        # and target modules are what the parent's weights mean: they stay the parent's (the CLI
+        # refuses a request for others; see cli/update.py).
+        parent.lora_dropout = job.lora.dropout
         resolved = LoraSpec(
             r=parent.r,
             alpha=parent.lora_alpha,
@@ -218,7 +223,9 @@ def attach_lora(model: PreTrainedModel, job: TrainJob) -> tuple[PeftModel, LoraS
         _refuse_shape_change(job.lora, resolved)
         # is_trainable=True: peft loads adapters frozen by default, which would silently train nothing.
         try:
-            peft_model = PeftModel.from_pretrained(model, str(job.parent_adapter), is_trainable=True)
+            peft_model = PeftModel.from_pretrained(
+                model, str(job.parent_adapter), is_trainable=True, config=parent
+            )
         except (RuntimeError, ValueError, KeyError) as exc:  # size mismatch, missing target modules
             raise Conflict(f"the parent adapter does not fit this base model: {_reason(exc)}") from None
         # Tensors of the file that found no module in the model are dropped with a mere warning;

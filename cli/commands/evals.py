@@ -35,6 +35,12 @@ def _stage(quiet: bool) -> Callable[[str], None]:
 )
 @click.option("--limit", type=int, help="With --lm-eval: at most this many examples per task.")
 @click.option("--rescore", is_flag=True, help="Compute scores again even where some are recorded.")
+@click.option(
+    "--quantize",
+    type=click.Choice(["4bit", "8bit", "none"]),
+    help="Load the base this way for scoring (default: as the version was trained). Scores are "
+    "recorded per setting and compared only within one.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
 @json_option
 @click.pass_obj
@@ -46,14 +52,17 @@ def eval_command(
     lm_eval_tasks: str | None,
     limit: int | None,
     rescore: bool,
+    quantize: str | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
     """Score REF on held-out text: mean token NLL and perplexity, recorded in the registry.
 
     REF is a version (NAME, NAME@3, NAME@ALIAS) or NAME@base for the base model of NAME's current
-    version. Scores are kept per (version, dataset): asking again reads them back. The base model is
-    scored on the same sets once, and the change against it is shown.
+    version. It is scored the way the version was trained (quantization, text field, eval window),
+    so that the scores match the train-time ones; --quantize scores it another way. Scores are kept
+    per (version, dataset, setting): asking again reads them back. The base model is scored on the
+    same sets once per setting, and the change against it is shown.
     """
     if lm_eval_tasks is not None:
         from loraledger.cli.evals import evaluate_lm_eval
@@ -63,7 +72,9 @@ def eval_command(
     else:
         from loraledger.cli.evals import evaluate
 
-        report = evaluate(settings, ref, list(files), label=label, rescore=rescore, stage=_stage(quiet))
+        report = evaluate(
+            settings, ref, list(files), label=label, rescore=rescore, quantize=quantize, stage=_stage(quiet)
+        )
     if as_json:
         from loraledger.cli.matrix import finite
 
@@ -73,6 +84,7 @@ def eval_command(
                     "target": report.target.title,
                     "ref": report.target.version.ref,
                     "base_only": report.target.base_only,
+                    "setting": report.setting,
                     "scores": [
                         {
                             "label": line.label,
@@ -99,15 +111,22 @@ def eval_command(
 
 @click.command()
 @click.argument("name")
+@click.option(
+    "--setting",
+    metavar="SETTING",
+    help="Show the scores of this scoring setting (e.g. 'fp32 w512/s256'); default: the setting of "
+    "the most recent score.",
+)
 @json_option
 @click.pass_obj
-def evals(settings: Settings, name: str, as_json: bool) -> None:
+def evals(settings: Settings, name: str, setting: str | None, as_json: bool) -> None:
     """The score matrix of NAME: versions x eval sets (NLL), each against its parent and the base,
-    with backward transfer, maximum forgetting and retention under it."""
-    from loraledger.cli.matrix import matrix_json, matrix_view
+    with backward transfer, maximum forgetting and retention under it. Every number in it comes from
+    one scoring setting."""
+    from loraledger.cli.matrix import check_setting, matrix_json, matrix_view
 
     registry = settings.open_registry()
-    matrix = registry.score_matrix(name)
+    matrix = check_setting(registry.score_matrix(name, setting=setting), name, setting)
     threshold = registry.max_regression(name)
     ever_current = {e.to_version for e in registry.history(name) if e.alias == "current" and e.to_version}
     if as_json:
@@ -132,12 +151,19 @@ def suite_add(settings: Settings, name: str, file: Path, label: str | None) -> N
     Every later version is scored on it, and the gate holds back a version that gets worse on it.
     Works before NAME's first version too.
     """
-    from loraledger.cli.suites import add_suite_file
+    from rich.markup import escape
 
-    entry = add_suite_file(settings.open_registry(), name, file, label=label)
+    from loraledger.cli.suites import add_suite_file
+    from loraledger.registry.forgetting import newest_setting
+
+    registry = settings.open_registry()
+    entry = add_suite_file(registry, name, file, label=label)
     rows = f"{entry.dataset.rows:,} rows"
     out().print(f"{name} suite: {entry.label} ({entry.role}, {rows}, {entry.dataset.digest[:19]})")
-    err().print(f"[dim]score existing versions on it with `adapters eval {name}@N`[/]")
+    # `adapters eval` scores each version the way it was trained: in the setting its scores are in.
+    known = newest_setting(registry.eval_results(name))
+    setting = f" (each the way it was trained; {name}'s latest scores are in {known})" if known else ""
+    err().print(f"[dim]score existing versions on it with `adapters eval {name}@N`{escape(setting)}[/]")
 
 
 @suite.command("list")

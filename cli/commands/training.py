@@ -262,6 +262,7 @@ def train(
             {
                 "version": version_json(result.version, full=True),
                 "promoted": result.promoted,
+                "gated": result.gated,
                 "regressions": [r.__dict__ | {"change": r.change} for r in result.regressions],
                 "training": result.outcome.model_dump(mode="json"),
             }

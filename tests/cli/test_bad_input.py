@@ -130,6 +130,39 @@ def test_a_missing_data_file(refused, tmp_path: Path) -> None:
     assert refused(*train("ip", "--data", str(tmp_path / "nope.jsonl")), code=2).endswith("nope.jsonl")
 
 
+def test_a_very_long_valid_line_is_read_whole(tmp_path: Path) -> None:
+    from loraledger.registry.digests import dataset_digest
+    from loraledger.trainer.datafiles import read_records
+
+    text = "clause " * 1_000_000  # one 7 MB record: read and digested whole, never cut
+    path = tmp_path / "long.jsonl"
+    path.write_text(json.dumps({"text": "short"}) + "\n" + json.dumps({"text": text}) + "\n")
+    loaded = read_records(path)
+    assert [len(record["text"]) for record in loaded.records] == [5, len(text)]
+    assert dataset_digest(loaded.records) == dataset_digest([{"text": text}, {"text": "short"}])
+
+
+@pytest.mark.parametrize(
+    ("base", "message"),
+    [
+        ("builtin:nope", "unknown built-in model 'builtin:nope': choose one of builtin:tiny"),
+        ("/no/such/model", "unknown base model '/no/such/model': no such folder"),
+        ("acme/no-such-model", "not a built-in, not a local folder, and the Hub could not be reached"),
+    ],
+)
+def test_an_unknown_base(refused, data: Path, base: str, message: str) -> None:
+    assert message in refused(*train("new", "--base", base, "--data", str(data)), code=3)
+
+
+def test_tracebacks_only_with_the_groups_verbose_flag(adapters) -> None:
+    from loraledger.cli.main import _verbose
+
+    assert _verbose(["-v", "train"]) and _verbose(["-vv", "list"]) and _verbose(["--home", "h", "-v", "list"])
+    assert not _verbose(["train", "x", "--note", "-v"]) and not _verbose(["--home", "-v", "list"])
+    noted = adapters("train", "x", "--base", "builtin:nope", "--data", "d.jsonl", "--note", "-v")
+    assert noted.exit_code != 0 and "Traceback" not in noted.output
+
+
 # ---- bases and vocabularies ---------------------------------------------------------------------
 
 

@@ -339,6 +339,12 @@ def test_replay_data_is_replayed_recorded_and_stays_in_the_pool(
     }
     assert set(replayed) == {str(lic["files"]["u1"]), str(general)}  # the lineage's data and the file
     assert sum(replayed.values()) == version["training"]["replay_rows"] == 20  # half of 40 rows
+    # every use carries the tokens the trainer counted for it; a train dataset keeps its own count
+    for use in version["datasets"]:
+        if use["role"] in ("train", "replay"):
+            assert use["tokens"] > use["rows"], use
+    (train_use,) = [use for use in version["datasets"] if use["role"] == "train"]
+    assert train_use["dataset"]["tokens"] == train_use["tokens"]
 
     from loraledger.cli.settings import Settings
     from loraledger.cli.update import _replay
@@ -346,6 +352,6 @@ def test_replay_data_is_replayed_recorded_and_stays_in_the_pool(
 
     registry = Settings.load().open_registry()
     recipe = Recipe(training=TrainSpec(replay=0.9))
-    _, sources = _replay(registry, registry.resolve("lic@3"), recipe, 100, lambda message: None)
+    sources = _replay(registry, registry.resolve("lic@3"), recipe, 100, lambda message: None)
     # a descendant of lic@3 replays the general text too, without --replay-data
-    assert str(general) in {dataset.source for dataset, _, _ in sources}
+    assert str(general) in {dataset.source for dataset, _ in sources}

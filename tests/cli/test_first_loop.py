@@ -32,6 +32,9 @@ def test_train_continue_and_list(adapters, samples: Path, tmp_path: Path, tiny_b
     second = adapters("train", "ip", "--data", str(sample(samples, tmp_path, "update-2", 6)), *TINY)
     assert second.exit_code == 0, second.output
     assert second.stdout.strip().splitlines()[-1] == "ip@2"
+    # --no-eval: the gate could not look, and the summary says so rather than passing in silence
+    (gate,) = [line for line in second.stdout.splitlines() if line.startswith("gate")]
+    assert "not checked (--no-eval)" in gate and "adapters eval ip@2" in gate
 
     listed = adapters("list", "--json")
     versions = json.loads(listed.stdout)

@@ -109,7 +109,15 @@ def test_show_prints_everything_recorded(adapters, story: Registry) -> None:
     assert dataset("ip-4").digest in flat
     assert "learning_rate=0.0002" in text and "torch 2.13.0" in text
     assert "by tester on" in text
-    assert row(text, "evals").split()[1:] == ["held-out", "eval:", "nll", "=", "1.2500"]
+    assert row(text, "evals").split()[1:] == [
+        "held-out",
+        "eval:",
+        "nll",
+        "=",
+        "1.2500",
+        "(fp32",
+        "w512/s256)",
+    ]
     assert "general eval: nll = 3.0000" in text
 
     shown = json.loads(adapters("show", "ip@v4", "--json").stdout)

@@ -78,7 +78,12 @@ def test_continual_updates_replay_and_shape_rules(adapters: Any, base: Path, tmp
         tmp_path / "second.jsonl",
         [{"prompt": f"Q{i}: which record?", "completion": f" record {i}"} for i in range(24)],
     )
-    for flags, message in ((("--rank", "8"), "r=4"), (("--target-modules", "k_proj"), "target_modules")):
+    shape_changes = (
+        (("--rank", "8"), "r=4"),
+        (("--alpha", "16"), "alpha=8.0"),
+        (("--target-modules", "k_proj"), "target_modules"),
+    )
+    for flags, message in shape_changes:
         refused = adapters("train", "ip", "--data", str(data2), "--no-eval", *flags)
         assert refused.exit_code != 0
         assert message in refused.stderr and "--fresh" in refused.stderr
@@ -86,9 +91,13 @@ def test_continual_updates_replay_and_shape_rules(adapters: Any, base: Path, tmp
     # the parent's own shape, spelled in another order, is not a change
     same = ("--target-modules", "v_proj,q_proj")
 
-    # v2 continues v1 (trainable, same parameter count) with 20% replay of v1's rows
-    v2 = train(adapters, "ip", "--data", str(data2), "--replay", "0.2", *same, *FAST)
-    assert v2["version"]["parent"] == "ip@1"
+    # v2 continues v1 (trainable, same parameter count) with 20% replay of v1's rows; dropout only
+    # regularises training, so a continuation may change it
+    v2 = train(adapters, "ip", "--data", str(data2), "--replay", "0.2", "--dropout", "0.1", *same, *FAST)
+    assert v2["version"]["parent"] == "ip@1" and v2["gated"] is False  # --no-eval
+    assert v2["version"]["lora"] == recorded["lora"] | {"dropout": 0.1}
+    saved = json.loads((checkout("ip@2", tmp_path / "v2") / "adapter_config.json").read_text())
+    assert saved["lora_dropout"] == 0.1 and saved["lora_alpha"] == 8
     assert v2["training"]["trainable_parameters"] == v1["training"]["trainable_parameters"]
     replayed = round(0.2 / 0.8 * 24)  # replay makes up 20% of the mix: 6 of 30 rows
     assert v2["version"]["training"]["replay_rows"] == replayed

@@ -1,8 +1,10 @@
-"""Eight writers at once (registrations, alias moves, rollbacks, a promotion) lose no update.
+"""Eight writers at once (three real `adapters train` runs, alias moves, rollbacks, a promotion) lose
+no update.
 
 Every writer is its own process. Each stops itself right before its first write transaction (the
-``write-begin:stop`` fault point), after all its reads; once all eight are stopped they are resumed
-together, so their transactions collide as hard as they can, with no sleeps or timing guesses.
+``write-begin:stop`` fault point), after all its reads (a training run: after training, with its
+adapter stored); once all eight are stopped they are resumed together, so their transactions collide
+as hard as they can, with no sleeps or timing guesses.
 """
 
 import json
@@ -17,6 +19,7 @@ from loraledger.cli.settings import Settings
 from loraledger.registry.engine import make_engine
 from loraledger.registry.migrate import upgrade
 
+TEXTS = [f"Clause {i}: the licensee shall keep record {i * 7} for audit purposes." for i in range(40)]
 STALE = re.compile(r"^error: ip@current moved to version \d+ while this command ran \(expected 2\); .*\n$")
 
 
@@ -31,15 +34,29 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     return str(request.param)
 
 
-def test_eight_concurrent_writers_lose_no_update(adapters, backend: str, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def small_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from support.tiny_models import bpe_tokenizer, save_base
+
+    return save_base(tmp_path_factory.mktemp("base"), bpe_tokenizer(TEXTS, vocab_size=300))
+
+
+@pytest.mark.slow
+def test_eight_concurrent_writers_lose_no_update(
+    adapters, backend: str, small_base: Path, tmp_path: Path
+) -> None:
     registry = Settings.load().open_registry()
     seed_version(registry, "ip", weights=b"one")
     seed_version(registry, "ip", weights=b"two", parent="ip@1")  # current: ip@2
     events_before = json.loads(adapters("history", "ip", "--json").stdout)
 
     barrier = {"ADAPTERS_FAULT": "write-begin:stop"}
+    data = tmp_path / "update.jsonl"
+    data.write_text("".join(json.dumps({"text": text}) + "\n" for text in TEXTS))
+    train = ("train", "ip", "--fresh", "--base", str(small_base), "--data", str(data), "--rank", "4")
+    fast = ("--max-length", "64", "--batch-tokens", "256", "--no-eval", "--quiet", "--json")
     registrations = [
-        cli_process.start_seed_writer("ip", "ip@2", f"three-{i}", workdir=tmp_path / f"reg{i}", **barrier)
+        cli_process.start(*train, "--seed", str(i), *fast, workdir=tmp_path / f"train{i}", **barrier)
         for i in range(3)
     ]
     commands = {
@@ -62,9 +79,13 @@ def test_eight_concurrent_writers_lose_no_update(adapters, backend: str, tmp_pat
     registered = [writer.finish() for writer in registrations]
     moved = {label: writer.finish() for label, writer in movers.items()}
 
-    # Every registration succeeded, with its own number and no gap.
+    # Every registration succeeded, with its own number and no gap. A run moves current only if
+    # nobody moved it while it trained (it read ip@2 at its start): at most one of them can.
     assert all(result.returncode == 0 for result in registered), [r.stderr for r in registered]
-    assert sorted(result.stdout.strip() for result in registered) == ["ip@3", "ip@4", "ip@5"]
+    trained = [json.loads(result.stdout) for result in registered]
+    assert sorted(run["version"]["ref"] for run in trained) == ["ip@3", "ip@4", "ip@5"]
+    promoted = sum(run["promoted"] for run in trained)
+    assert promoted <= 1
     listed = json.loads(adapters("list", "ip", "--json").stdout)
     assert [version["number"] for version in listed] == [1, 2, 3, 4, 5]
 
@@ -76,14 +97,15 @@ def test_eight_concurrent_writers_lose_no_update(adapters, backend: str, tmp_pat
     ]
     for label in {"rollback-to", "rollback-parent", "promote"} - set(succeeded):
         assert moved[label].returncode == 4 and STALE.match(moved[label].stderr), moved[label].stderr
-    # The three all expected current == ip@2 and each moves it away, so at most one can win.
-    assert len(succeeded) <= 1
+    # The three all expected current == ip@2 and each moves it away, and so do the training runs:
+    # the first of these six guarded moves to commit wins, every other one sees current moved.
+    assert len(succeeded) + promoted == 1
 
     # The history holds exactly one event per successful write, and the aliases are its replay.
     events = json.loads(adapters("history", "ip", "--json").stdout)[len(events_before) :]
-    assert len(events) == 3 + 2 + len(succeeded)
+    assert len(events) == promoted + 2 + len(succeeded)
     reasons = sorted(event["reason"] for event in events)
-    expected = ["a1", "a2", *(["registered"] * 3), *[commands[label][-1] for label in succeeded]]
+    expected = ["a1", "a2", *(["trained"] * promoted), *[commands[label][-1] for label in succeeded]]
     assert reasons == sorted(expected)
     replayed: dict[str, int | None] = {}
     for event in json.loads(adapters("history", "ip", "--json").stdout):

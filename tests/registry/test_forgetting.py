@@ -12,11 +12,15 @@ from loraledger.registry.forgetting import (
     EvalSet,
     VersionScores,
     from_records,
+    latest_scores,
     lineage,
+    newest_setting,
     regressions,
     score_matrix,
+    settings_by_recency,
 )
 from loraledger.schemas.records import (
+    UNRECORDED,
     BaseModelRecord,
     DatasetRecord,
     DatasetUse,
@@ -122,6 +126,7 @@ def test_gate_flags_only_gated_sets_above_the_threshold_worst_first() -> None:
 # ---- assembling the matrix from registry records --------------------------------------------------
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
+FP32, NF4 = "fp32 w512/s256", "nf4/bf16 w512/s256"
 BASE_MODEL = BaseModelRecord(model_id="builtin:tiny", config_digest="sha256:c", weights_digest="sha256:w")
 
 
@@ -147,13 +152,16 @@ def version(
     )
 
 
-def result(ref: str | None, digest: str, value: float, minutes: int, metric: str = "nll") -> EvalResult:
+def result(
+    ref: str | None, digest: str, value: float, minutes: int, metric: str = "nll", setting: str = FP32
+) -> EvalResult:
     return EvalResult(
         ref=ref,
         dataset_digest=digest,
         label=f"set {digest}",
         metric=metric,
         value=value,
+        setting=setting,
         created_at=T0 + timedelta(minutes=minutes),
     )
 
@@ -210,3 +218,60 @@ def test_a_split_relearned_on_another_branch_counts_from_that_branch() -> None:
     assert {u.digest: u.learned_by for u in metrics.updates} == {"U1": 1, "U2": 3}
     assert {u.digest: round(u.transfer, 6) for u in metrics.updates} == {"U1": 0.2, "U2": 0.2}
     assert [u.digest for u in score_matrix(versions, sets, {}).row(3).metrics.updates] == ["U1"]
+
+
+# ---- scoring settings -----------------------------------------------------------------------------
+
+
+def test_latest_scores_can_keep_to_one_setting() -> None:
+    results = [
+        result("ip@1", "G", 3.3, 1, setting=NF4),
+        result("ip@1", "G", 3.1, 2, setting=FP32),  # newer, but another setting
+        result(None, "G", 3.0, 0, setting=NF4),
+    ]
+    assert latest_scores(results) == {"ip@1": {"G": 3.1}, None: {"G": 3.0}}  # no filter: newest wins
+    assert latest_scores(results, setting=NF4) == {"ip@1": {"G": 3.3}, None: {"G": 3.0}}
+    assert latest_scores(results, setting=FP32) == {"ip@1": {"G": 3.1}}
+    assert latest_scores(results, setting=UNRECORDED) == {}
+    assert settings_by_recency(results) == [FP32, NF4]
+    assert newest_setting(results) == FP32 and newest_setting([]) is None
+    assert newest_setting(results, metric="perplexity") is None
+
+
+def test_the_matrix_holds_one_setting_the_newest_by_default() -> None:
+    """ip@1 and the base were scored in NF4 at training time; ip@2 and ip@1 again, by hand, in FP32
+    later. The default matrix is FP32 throughout (its base row too); NF4 is there on request."""
+    suite = [SuiteEntry(name="ip", label="general", role="retention", dataset=dataset("G"))]
+    results = [
+        result("ip@1", "G", 3.3, 1, setting=NF4),
+        result("ip@2", "G", 3.9, 2, setting=NF4),
+        result("ip@1", "G", 3.2, 5, setting=FP32),
+        result("ip@1", "X", 4.0, 5, setting=NF4),  # an extra set scored only in NF4
+    ]
+    base = {
+        BASE_MODEL.fingerprint: [
+            result(None, "G", 3.0, 0, setting=NF4),
+            result(None, "G", 2.9, 5, setting=FP32),
+        ]
+    }
+    versions = [version(1, None), version(2, "ip@1", current=True)]
+
+    newest = from_records(versions, suite, results, base)
+    assert newest.setting == FP32 and newest.other_settings == [NF4]
+    assert [s.digest for s in newest.sets] == ["G"]  # X has no FP32 score: no column
+    assert newest.bases == {BASE_MODEL.fingerprint: {"G": 2.9}}
+    assert newest.row(1).cells["G"].nll == 3.2
+    assert newest.row(1).cells["G"].vs_base.before == 2.9  # the FP32 base, never the NF4 one
+    assert newest.row(2).cells == {}  # ip@2 has no FP32 score: not an NF4 one in its place
+
+    nf4 = from_records(versions, suite, results, base, setting=NF4)
+    assert nf4.setting == NF4 and nf4.other_settings == [FP32]
+    assert [s.digest for s in nf4.sets] == ["G", "X"]
+    assert nf4.row(2).cells["G"].vs_parent.before == 3.3  # ip@1's NF4 score, not its newer FP32 one
+    assert nf4.row(2).cells["G"].vs_base.before == 3.0
+    assert nf4.row(2).metrics.retention["G"].before == 3.0
+
+    unscored = from_records(versions, suite, [], {})
+    assert unscored.setting is None and unscored.settings == [] and unscored.other_settings == []
+    base_only = from_records(versions, suite, [], base)  # only `adapters eval ip@base` so far
+    assert base_only.setting == FP32 and base_only.bases == {BASE_MODEL.fingerprint: {"G": 2.9}}

@@ -269,9 +269,16 @@ def test_training_again_on_data_in_the_lineage_is_detected(registry: Registry) -
 def test_diff_shows_hyperparameters_data_and_scores(registry: Registry) -> None:
     add_version(registry, "ip", data=["a"], scores={"general": 3.0}, learning_rate=2e-4)
     add_version(registry, "ip", parent="ip@1", data=["b"], scores={"general": 3.25}, learning_rate=1e-3)
+    add_version(
+        registry, "ip", parent="ip@1", data=["c"], scores={"general": 3.5}, setting="nf4/fp32 w512/s256"
+    )
     differences = registry.diff("ip@1", "ip@2")
     assert differences["training.learning_rate"] == (2e-4, 1e-3)
-    assert differences["eval.general eval.nll"] == (3.0, 3.25)
+    assert differences["eval.general eval.nll [fp32 w512/s256]"] == (3.0, 3.25)
+    # a score of another setting is another field: never set against one it cannot be compared with
+    across = registry.diff("ip@1", "ip@3")
+    assert across["eval.general eval.nll [fp32 w512/s256]"] == (3.0, None)
+    assert across["eval.general eval.nll [nf4/fp32 w512/s256]"] == (None, 3.5)
     assert differences["parent"] == (None, "ip@1")
     assert differences["data.train"] == ([dataset("a").digest], [dataset("b").digest])
     assert "lora.r" not in differences and "seed" not in differences

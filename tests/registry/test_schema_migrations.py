@@ -16,6 +16,7 @@ from loraledger.registry import Registry, tables  # noqa: F401  (tables register
 from loraledger.registry.engine import make_engine
 from loraledger.registry.errors import SchemaMismatch
 from loraledger.registry.migrate import HEAD, KNOWN, MIGRATIONS, upgrade
+from loraledger.schemas.records import UNRECORDED, BaseModelRecord
 
 
 def alembic_config() -> Config:
@@ -68,6 +69,63 @@ def test_upgrading_twice_changes_nothing(db_url: str) -> None:
         engine.dispose()
 
 
+def test_0002_gives_existing_scores_the_unrecorded_setting(db_url: str, tmp_path: Path) -> None:
+    """Scores written under schema 0001 keep their values and read back as 'unrecorded'; the base-score
+    index then covers the setting, and downgrading to 0001 removes the column again."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    config = alembic_config()
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0001")
+            assert "setting" not in {c["name"] for c in inspect(connection).get_columns("eval_result")}
+            connection.execute(
+                text(
+                    "INSERT INTO base_model (id, fingerprint, model_id, config_digest) "
+                    "VALUES (1, 'builtin:tiny||sha256:c|', 'builtin:tiny', 'sha256:c')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO dataset (id, digest, format, rows, created_at) "
+                    "VALUES (1, 'sha256:held', 'jsonl', 3, :moment)"
+                ),
+                {"moment": "2026-11-01 00:00:00"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO eval_result (base_model_id, dataset_id, metric, value, label, created_at) "
+                    "VALUES (1, 1, 'nll', 2.5, 'held', :moment)"
+                ),
+                {"moment": "2026-11-01 00:00:00"},
+            )
+        assert upgrade(engine) == ("0001", HEAD)
+        with engine.connect() as connection:
+            columns = {c["name"]: c for c in inspect(connection).get_columns("eval_result")}
+            assert not columns["setting"]["nullable"]
+            [index] = [
+                i
+                for i in inspect(connection).get_indexes("eval_result")
+                if i["name"] == "ix_eval_result_base"
+            ]
+            assert index["column_names"] == ["base_model_id", "dataset_id", "metric", "setting"]
+        registry = Registry.open(db_url, str(tmp_path / "artifacts"), user="u", host="h")
+        base = BaseModelRecord(model_id="builtin:tiny", config_digest="sha256:c")
+        [old] = registry.base_evals(base)
+        assert (old.value, old.setting, old.dataset_digest) == (2.5, UNRECORDED, "sha256:held")
+        registry.store.engine.dispose()  # type: ignore[attr-defined]
+
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0001")
+        with engine.connect() as connection:
+            assert "setting" not in {c["name"] for c in inspect(connection).get_columns("eval_result")}
+            assert connection.execute(text("SELECT value FROM eval_result")).scalar_one() == 2.5
+    finally:
+        engine.dispose()
+
+
 def _write_newer_revision(db_url: str) -> None:
     engine = make_engine(db_url)
     upgrade(engine)
@@ -81,7 +139,7 @@ def test_a_database_from_a_newer_loraledger_is_refused(db_url: str, tmp_path: Pa
     with pytest.raises(SchemaMismatch) as refused:
         Registry.open(db_url, str(tmp_path / "artifacts"), user="u", host="h")
     assert (
-        "was written by a newer loraledger (schema 0099, this one knows up to 0001): upgrade loraledger"
+        f"was written by a newer loraledger (schema 0099, this one knows up to {HEAD}): upgrade loraledger"
         in str(refused.value)
     )
     with pytest.raises(SchemaMismatch, match="newer loraledger"):

@@ -1,5 +1,5 @@
 """What must hold after a crash or a refused write: the registry as before, sound, writable, and every
-file in the artifact store either referenced or listed by `adapters gc`."""
+file in the artifact store either referenced or reported by `adapters verify` and listed by `adapters gc`."""
 
 import json
 from pathlib import Path
@@ -32,12 +32,13 @@ def referenced(registry: Registry) -> set[str]:
 def assert_nothing_half_done(adapters: Any, registry: Registry, before: str) -> list[str]:
     """The registry is as before, sound and writable; returns the kinds of the leftovers gc lists."""
     assert adapters("list", "--json").stdout == before
-    verified = adapters("verify")
+    verified = adapters("verify", "--json")
     assert verified.exit_code == 0, verified.output
     listed = json.loads(adapters("gc", "--min-age", "0", "--json").stdout)["collectable"]
     live = referenced(registry)
     orphans = {name for name in stored_files(registry).values() if name not in live}
     assert orphans == {item["name"] for item in listed}
+    assert orphans == {item["name"] for item in json.loads(verified.stdout)["unreferenced"]}
     some_ref = json.loads(before)[0]["ref"] if json.loads(before) else None
     if some_ref:
         assert adapters("alias", some_ref, "after-crash").exit_code == 0  # no lock left behind

@@ -57,8 +57,9 @@ def add_version(
     seed: int = 0,
     final_loss: float | None = 2.5,
     note: str | None = None,
+    setting: str = "fp32 w512/s256",
 ) -> VersionRecord:
-    """Register one version; ``scores`` maps an eval dataset's text to its NLL."""
+    """Register one version; ``scores`` maps an eval dataset's text to its NLL, scored in ``setting``."""
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         (folder / "adapter_config.json").write_text(f'{{"r": {rank}, "parent": "{parent}"}}')
@@ -69,7 +70,7 @@ def add_version(
         NewDatasetUse(dataset=dataset(text), role="eval", rows=3, label=f"{text} eval") for text in eval_data
     ]
     evals = [
-        NewEval(dataset=dataset(text), metric="nll", value=value, label=f"{text} eval")
+        NewEval(dataset=dataset(text), metric="nll", value=value, setting=setting, label=f"{text} eval")
         for text, value in (scores or {}).items()
     ]
     return registry.register(

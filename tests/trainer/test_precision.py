@@ -80,3 +80,28 @@ def test_gradient_checkpointing_trains(tmp_path: Path, base: Path, monkeypatch: 
     outcome, model = run(tmp_path, base, monkeypatch, gradient_checkpointing=True)
     assert model.is_gradient_checkpointing
     assert_trained(outcome)
+
+
+@pytest.mark.parametrize(
+    ("precision", "device", "bf16_supported", "expected"),
+    [
+        ("auto", "cpu", True, torch.float32),  # CPU trains in fp32 whatever it supports
+        ("auto", "cuda:0", True, torch.bfloat16),
+        ("auto", "cuda:0", False, torch.float32),  # e.g. a V100: no bf16, and fp16 is asked for by name
+        ("fp16", "cuda:1", False, torch.float16),
+        ("fp32", "cuda:0", True, torch.float32),
+    ],
+)
+def test_the_compute_precision_follows_the_device(
+    monkeypatch: pytest.MonkeyPatch, precision: str, device: str, bf16_supported: bool, expected: torch.dtype
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16_supported)
+    assert models.compute_dtype(precision, device) == expected
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_half_precision_on_cpu_is_refused(precision: str) -> None:
+    from loraledger.schemas.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match=f"{precision} training needs a GPU here; use --precision fp32"):
+        models.compute_dtype(precision, "cpu")
