@@ -56,14 +56,9 @@ def alias_event_record(name: str, row: AliasEventRow, before: int | None, after:
 
 
 def dataset_record(row: DatasetRow) -> DatasetRecord:
-    return DatasetRecord(
-        digest=row.digest,
-        format=row.format,
-        rows=row.rows,
-        tokens=row.tokens,
-        source=row.source,
-        blob=row.blob,
-        created_at=utc(row.created_at),
+    assert row.id is not None
+    return dataset_record_from_columns(
+        row.id, row.digest, row.format, row.rows, row.tokens, row.source, row.blob, row.created_at
     )
 
 
