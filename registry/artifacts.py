@@ -332,17 +332,20 @@ class ArtifactStore:
             files, problem = self.check_manifest(digest)
             damaged += problem is not None
             live_blobs.update(files.values())
-        objects = self.objects()
-        garbage = [
+        return self.garbage_among(live_manifests, live_blobs, damaged=damaged > 0), damaged
+
+    def garbage_among(
+        self, live_manifests: set[str], live_blobs: set[str], *, damaged: bool
+    ) -> list[StoredObject]:
+        """The stored objects outside ``live_manifests`` and ``live_blobs`` (every blob those manifests
+        name included), for a caller that has read the manifests already; no blob while ``damaged``."""
+        return [
             item
-            for item in objects
+            for item in self.objects()
             if item.kind == "temporary"
             or (item.kind == "manifest" and item.name not in live_manifests)
-            or (item.kind == "blob" and item.name not in live_blobs)
+            or (item.kind == "blob" and item.name not in live_blobs and not damaged)
         ]
-        if damaged:
-            garbage = [item for item in garbage if item.kind != "blob"]
-        return garbage, damaged
 
     def delete(self, item: StoredObject, *, unless_modified_after: datetime | None = None) -> bool:
         """Delete one object; with ``unless_modified_after``, only if it has not been stored again since

@@ -91,9 +91,9 @@ def verify(
         if problem is not None:
             findings.append(_finding(problem, sorted(set(users))))
     unreferenced = None
-    if everything:
-        live_blobs = {dataset.blob for dataset in datasets if dataset.blob}
-        unreferenced, _ = artifacts.unreferenced(manifest_users, live_blobs)
+    if everything:  # the manifests were read above: blob_users holds every blob they and datasets name
+        damaged = any(finding.object == "manifest" for finding in findings)
+        unreferenced = artifacts.garbage_among(set(manifest_users), set(blob_users), damaged=damaged)
     return VerifyReport(
         artifacts=len(manifest_users),
         blobs=len(blob_users),
