@@ -51,9 +51,11 @@ def jsonl(rows: list[dict[str, Any]], *, newline: str = "\n", ascii_only: bool =
 
 
 def with_crlf(value: Any) -> Any:
-    """The same content written on Windows: line breaks inside strings become CRLF."""
+    """The same content written on Windows: every line break inside strings (LF, CR or already CRLF)
+    becomes CRLF; a CRLF already there stays one (converted blindly it would be CR CR LF, another text:
+    hypothesis found `"0\\r\\n"`)."""
     if isinstance(value, str):
-        return value.replace("\n", "\r\n")
+        return value.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
     if isinstance(value, dict):
         return {key: with_crlf(item) for key, item in value.items()}
     if isinstance(value, list):
