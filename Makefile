@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU wheel of torch that lies on these machines; any other spec may pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
-PACKAGES := registry trainer cli schemas
+PACKAGES := workflows registry trainer cli schemas
 SOURCES := pyproject.toml $(shell find $(PACKAGES) -type f -not -path '*/__pycache__/*' 2>/dev/null)
 STAMP := $(VENV)/.loraledger-installed
 
@@ -38,7 +38,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	cd /tmp && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml \
-		-p loraledger.schemas -p loraledger.registry -p loraledger.trainer -p loraledger.cli
+		-p loraledger -p loraledger.schemas -p loraledger.registry -p loraledger.trainer -p loraledger.cli
 	$(BIN)/mypy --config-file pyproject.toml tests/support
 
 bench: install

@@ -7,7 +7,7 @@ eval split ``legal/update-1-eval.jsonl``, in an adapter whose suite already hold
 set ``general/retention-eval.jsonl``: version 1's default suite is those two sets. Measured in this
 process, wall and CPU time:
 
-- train: ``run_update`` without eval (what ``adapters train --no-eval`` does: read and digest the data,
+- train: ``run_training`` without eval (what ``adapters train --no-eval`` does: read and digest the data,
   load the base, train, save, store and register), and its training loop alone;
 - eval: what ``adapters eval NAME@1`` does for the version (``Scorer.ensure_version``): check out the
   adapter, load base + adapter, score every set of the suite (strided NLL), record the scores.
@@ -47,12 +47,12 @@ def timed(action: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
 def run(quick: bool = False, threads: int = 1) -> dict[str, Any]:
     import torch
 
-    from loraledger.cli.evals import locate_base
-    from loraledger.cli.settings import Settings
-    from loraledger.cli.suites import Scorer, add_suite_file, suite_sets
-    from loraledger.cli.update import UpdateRequest, run_update
+    from loraledger.evaluation import locate_base
     from loraledger.schemas.specs import Recipe, TrainSpec
+    from loraledger.settings import Settings
+    from loraledger.suites import Scorer, add_suite_file, suite_sets
     from loraledger.trainer.models import resolve_base
+    from loraledger.training import TrainRequest, run_training
 
     saved_threads = torch.get_num_threads()
     if threads > 0:
@@ -73,7 +73,7 @@ def run(quick: bool = False, threads: int = 1) -> dict[str, Any]:
             registry = settings.open_registry()
             add_suite_file(registry, NAME, RETENTION_FILE)
             training = TrainSpec(epochs=0.05) if quick else TrainSpec()
-            request = UpdateRequest(
+            request = TrainRequest(
                 name=NAME,
                 data=[TRAIN_FILE],
                 recipe=Recipe(training=training),
@@ -81,7 +81,7 @@ def run(quick: bool = False, threads: int = 1) -> dict[str, Any]:
                 eval_files=[EVAL_FILE],
                 run_eval=False,
             )
-            result, train = timed(lambda: run_update(settings, request))
+            result, train = timed(lambda: run_training(settings, request))
             version = result.version
             suite = suite_sets(registry, NAME)
             scorer = Scorer(registry, version.base, lambda: locate_base(settings, version.base))

@@ -54,9 +54,9 @@ def run() -> dict[str, Any]:
     from support.hub_server import HubServer
     from transformers import AutoModelForCausalLM
 
-    from loraledger.cli.combine import run_import, run_stack
-    from loraledger.cli.publish import run_merge, run_push
-    from loraledger.cli.settings import Settings
+    from loraledger.combining import run_import, run_stack
+    from loraledger.publishing import run_merge, run_push
+    from loraledger.settings import Settings
     from loraledger.trainer.builtin import ensure_builtin
 
     results: dict[str, Any] = {}

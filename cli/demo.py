@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loraledger.cli.output import err, out
-from loraledger.cli.settings import Settings
 from loraledger.schemas.specs import LoraSpec, Recipe, TrainSpec
+from loraledger.settings import Settings
 
 if TYPE_CHECKING:
-    from loraledger.cli.update import UpdateResult
     from loraledger.registry.forgetting import Change, ScoreMatrix
+    from loraledger.training import TrainResult
 
 NAME = "licenses"
 # Measured on builtin:tiny (figures in the README): the gentle first update moves general text by
@@ -89,9 +89,9 @@ def _run_demo(settings: Settings, *, home: Path | None, quiet: bool) -> Path:
     from loraledger.cli.output import warn
     from loraledger.cli.progress import BuildBar, TrainBar, bars
     from loraledger.cli.render import lineage_tree, train_summary, versions_table
-    from loraledger.cli.report import write_report
-    from loraledger.cli.suites import add_suite_file
-    from loraledger.cli.update import Hooks, UpdateRequest, UpdateResult, run_update
+    from loraledger.report import write_report
+    from loraledger.suites import add_suite_file
+    from loraledger.training import Hooks, TrainRequest, TrainResult, run_training
 
     started = time.perf_counter()
     samples = samples_dir()
@@ -114,10 +114,10 @@ def _run_demo(settings: Settings, *, home: Path | None, quiet: bool) -> Path:
         f"{registry.max_regression(NAME):.0%} worse on it than its parent does not go live"
     )
 
-    results: list[UpdateResult] = []
+    results: list[TrainResult] = []
     for number, step in enumerate(STEPS, start=1):
         out().rule(f"{number}/{len(STEPS)} {step.title}")
-        request = UpdateRequest(
+        request = TrainRequest(
             name=NAME,
             base="builtin:tiny",
             data=[samples / "legal" / f"{step.stem}.jsonl"],
@@ -131,7 +131,7 @@ def _run_demo(settings: Settings, *, home: Path | None, quiet: bool) -> Path:
                 hooks.stage = lambda message: err().print(f"[dim]{message}[/]")
                 hooks.build_progress = BuildBar(progress, "pre-training builtin:tiny (first use only)")
                 hooks.train_progress = TrainBar(progress, f"training {NAME}")
-            result = run_update(demo, request, hooks)
+            result = run_training(demo, request, hooks)
         results.append(result)
         out().print(train_summary(result))
 
@@ -157,7 +157,7 @@ def _run_demo(settings: Settings, *, home: Path | None, quiet: bool) -> Path:
     return home
 
 
-def story(matrix: "ScoreMatrix", results: list["UpdateResult"]) -> list[str]:
+def story(matrix: "ScoreMatrix", results: list["TrainResult"]) -> list[str]:
     """The outcome in words, from the recorded numbers (whatever they turned out to be on this machine)."""
     general = next(s.digest for s in matrix.sets if s.role == "retention")
     [base] = matrix.bases.values()

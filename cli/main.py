@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from loraledger.cli.commands import register_commands
-from loraledger.cli.settings import Settings
+from loraledger.settings import Settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -14,20 +14,14 @@ from rich.text import Text
 
 from loraledger.registry.forgetting import Change, Row, ScoreMatrix, UpdateForgetting, VersionMetrics
 from loraledger.schemas.errors import NotFound
-from loraledger.schemas.records import UNRECORDED
-
-NOISE = 0.005  # relative changes smaller than this are shown dim: scoring noise, not a trend
-
-LEGEND = (
-    "Mean token NLL (nats), lower is better. Under each score: change against the parent (p) and "
-    "against the base model (b). BWT (backward transfer) = mean over the earlier updates in the "
-    "lineage of (NLL on its eval split now - NLL right after it was learned): positive = forgetting, "
-    "negative = later updates helped. Max forgetting = the largest rise of an earlier update's NLL above "
-    "the best it ever had. Retention = change on general-text retention sets against the base."
-)
-SETTING_LEGEND = (
-    "Setting = how the models were loaded for scoring: weights format / compute dtype, window / stride; "
-    "versions and base are compared only within one setting."
+from loraledger.wording import (
+    LEGEND,
+    NOISE,
+    SETTING_LEGEND,
+    held_back,
+    percent,
+    setting_words,
+    settings_note,
 )
 
 
@@ -43,43 +37,12 @@ def colour(relative: float | None, threshold: float) -> str:
     return "dim"
 
 
-def percent(relative: float | None) -> str:
-    if relative is None or not math.isfinite(relative):
-        return "-"
-    return f"{relative:+.1%}"
-
-
-def held_back(matrix: ScoreMatrix, ever_current: set[int]) -> set[int]:
-    return {row.version.number for row in matrix.rows} - ever_current
-
-
 def check_setting(matrix: ScoreMatrix, name: str, asked: str | None) -> ScoreMatrix:
     """Refuse a --setting that none of NAME's scores was made in, naming those that exist."""
     if asked is None or asked in matrix.settings:
         return matrix
     known = ", ".join(repr(s) for s in matrix.settings) or "none: nothing is scored yet"
     raise NotFound(f"{name} has no scores in the setting {asked!r}; its settings: {known}")
-
-
-def setting_words(matrix: ScoreMatrix) -> str:
-    """Which setting the numbers come from, for a title: ``scored as nf4/bf16 w512/s256``."""
-    if matrix.setting is None:
-        return "no scores yet"
-    if matrix.setting == UNRECORDED:
-        return "scored before loraledger recorded how (setting unrecorded)"
-    return f"scored as {matrix.setting}"
-
-
-def settings_note(matrix: ScoreMatrix, name: str) -> str | None:
-    """What a matrix leaves out: the scores of other settings, and how to see them."""
-    others = matrix.other_settings
-    if not others:
-        return None
-    listed = ", ".join(others)
-    return (
-        f"{name} also has scores in {listed}, left out here: they are not comparable with these "
-        f"(`adapters evals {name} --setting '{others[0]}'`)"
-    )
 
 
 def matrix_table(matrix: ScoreMatrix, *, threshold: float, ever_current: set[int]) -> Table:

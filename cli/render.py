@@ -12,7 +12,7 @@ from loraledger.registry import LineageNode
 from loraledger.schemas.records import AliasEvent, DatasetUse, VersionRecord, VersionSummary
 
 if TYPE_CHECKING:
-    from loraledger.cli.update import UpdateResult
+    from loraledger.training import TrainResult
 
 
 def short(digest: str | None, width: int = 12) -> str:
@@ -298,7 +298,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def train_summary(result: "UpdateResult") -> Table:
+def train_summary(result: "TrainResult") -> Table:
     outcome = result.outcome
     stats = outcome.data
     table = Table.grid(padding=(0, 2))
@@ -332,7 +332,7 @@ def train_summary(result: "UpdateResult") -> Table:
     for label, value in result.scores.items():
         table.add_row("eval", f"{label}: nll {value:.4f} ({result.eval_setting})")
     if result.regressions:
-        from loraledger.cli.suites import advice
+        from loraledger.suites import advice
 
         verdict = "[yellow]forced past[/]" if result.promoted else "[bold red]held back[/]"
         threshold = f"{len(result.regressions)} set(s) worse than the parent by more than the threshold"

@@ -4,8 +4,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from loraledger.cli.evals import EvalReport
 from loraledger.cli.matrix import colour, percent
+from loraledger.evaluation import EvalReport
 from loraledger.schemas.records import SuiteEntry
 
 

@@ -21,6 +21,14 @@ SAMPLES = REPO / "trainer" / "samples"
 MODEL_CACHE = Path(os.environ.get("ADAPTERS_TEST_CACHE", REPO / "build" / "test-cache"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def fault_hooks() -> None:
+    """Arm the library's fault points from ADAPTERS_FAULT (support/faults.py), as the subprocesses do."""
+    from support.faults import arm_from_environment
+
+    arm_from_environment()
+
+
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh ADAPTERS_HOME per test; no ambient configuration leaks in."""

@@ -3,7 +3,7 @@
 import click
 
 from loraledger.cli.output import out
-from loraledger.cli.settings import Settings
+from loraledger.settings import Settings
 
 reason_option = click.option("--reason", help="Why: recorded in the alias history.")
 

@@ -3,7 +3,7 @@
 import click
 
 from loraledger.cli.output import out, print_json
-from loraledger.cli.settings import Settings
+from loraledger.settings import Settings
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 

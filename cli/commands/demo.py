@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from loraledger.cli.settings import Settings
+from loraledger.settings import Settings
 
 
 @click.command()

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from loraledger.cli.output import err, out, print_json
-from loraledger.cli.settings import Settings
+from loraledger.settings import Settings
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
@@ -65,12 +65,12 @@ def eval_command(
     same sets once per setting, and the change against it is shown.
     """
     if lm_eval_tasks is not None:
-        from loraledger.cli.evals import evaluate_lm_eval
+        from loraledger.evaluation import evaluate_lm_eval
 
         tasks = [task.strip() for task in lm_eval_tasks.split(",") if task.strip()]
         report = evaluate_lm_eval(settings, ref, tasks, limit=limit, stage=_stage(quiet))
     else:
-        from loraledger.cli.evals import evaluate
+        from loraledger.evaluation import evaluate
 
         report = evaluate(
             settings, ref, list(files), label=label, rescore=rescore, quantize=quantize, stage=_stage(quiet)
@@ -153,8 +153,8 @@ def suite_add(settings: Settings, name: str, file: Path, label: str | None) -> N
     """
     from rich.markup import escape
 
-    from loraledger.cli.suites import add_suite_file
     from loraledger.registry.forgetting import newest_setting
+    from loraledger.suites import add_suite_file
 
     registry = settings.open_registry()
     entry = add_suite_file(registry, name, file, label=label)
@@ -233,7 +233,7 @@ def suite_threshold(settings: Settings, name: str, value: float) -> None:
 @click.pass_obj
 def report(settings: Settings, name: str, out_path: Path) -> None:
     """Plot each eval set's score across NAME's lineage; write a PNG or a self-contained HTML page."""
-    from loraledger.cli.report import write_report
+    from loraledger.report import write_report
 
     written = write_report(settings, name, out_path)
     out().print(str(written))

@@ -3,7 +3,7 @@
 import click
 
 from loraledger.cli.output import out, print_json, warn
-from loraledger.cli.settings import Settings
+from loraledger.settings import Settings
 
 
 @click.group()

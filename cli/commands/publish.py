@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from loraledger.cli.output import err, out, print_json, warn
-from loraledger.cli.settings import Settings
+from loraledger.settings import Settings
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 METHODS = ["cat", "linear", "svd", "ties", "dare_ties"]
@@ -61,7 +61,7 @@ def stack(
 
     Example: adapters stack legal-style legal@2 style@1 --weights 1,0.5
     """
-    from loraledger.cli.combine import run_stack
+    from loraledger.combining import run_stack
 
     result = run_stack(
         settings,
@@ -110,7 +110,7 @@ def import_adapter(
 ) -> None:
     """Register an existing PEFT LoRA adapter (a folder or a Hub repo, safetensors only) as a version of
     NAME. Its base is checked: it must load, and match NAME's other versions."""
-    from loraledger.cli.combine import run_import
+    from loraledger.combining import run_import
 
     result = run_import(
         settings,
@@ -156,7 +156,7 @@ def import_adapter(
 def merge(settings: Settings, ref: str, out_dir: Path, dtype: str, as_json: bool) -> None:
     """Merge REF into its base (loaded at full precision) and save model and tokenizer; the merged
     logits are checked against base + adapter and the result is recorded on REF."""
-    from loraledger.cli.publish import run_merge
+    from loraledger.publishing import run_merge
 
     result = run_merge(settings, ref, out_dir, dtype=dtype, stage=_stage)
     if as_json:
@@ -186,7 +186,7 @@ def merge(settings: Settings, ref: str, out_dir: Path, dtype: str, as_json: bool
 @click.pass_obj
 def export(settings: Settings, ref: str, dest: Path, format_: str, force: bool, as_json: bool) -> None:
     """Write REF as a PEFT folder DEST/NAME-vN naming its canonical base, for vLLM or LoRAX."""
-    from loraledger.cli.publish import run_export
+    from loraledger.publishing import run_export
 
     result = run_export(settings, ref, dest, format=format_, replace=force)
     outcome = result.outcome
@@ -237,7 +237,7 @@ def push(
 
     The token comes from `hf auth login` or HF_TOKEN and is never stored.
     """
-    from loraledger.cli.publish import run_push
+    from loraledger.publishing import run_push
 
     result = run_push(settings, ref, repo_id, merged=merged, private=private, dtype=dtype, stage=_stage)
     if as_json:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from loraledger.cli.output import err, out, warn
-from loraledger.cli.settings import Settings
+from loraledger.settings import Settings
 
 if TYPE_CHECKING:
     from loraledger.schemas.specs import LoraSpec, TrainSpec
@@ -103,48 +103,23 @@ class SpecFlagsCommand(click.Command):
 
 def build_recipe(config: Path | None, overrides: dict[str, Any]) -> tuple[Any, set[str]]:
     """Recipe file first, flags on top; returns (validated Recipe, LoRA fields set explicitly)."""
-    from pydantic import ValidationError
+    from loraledger.recipes import build_recipe as build
+    from loraledger.recipes import load_recipe
 
-    from loraledger.cli.recipes import load_recipe
-    from loraledger.schemas.errors import InvalidInput
-    from loraledger.schemas.specs import Recipe
-
-    data = load_recipe(config) if config else {}
-    for section in ("lora", "training", "eval"):
-        if data.get(section) is None:
-            data[section] = {}
-        elif not isinstance(data[section], dict):
-            raise InvalidInput(f"{config}: {section!r} must be a mapping of settings")
-    explicit_lora = set(data["lora"])
-    flagged: set[tuple[str, ...]] = set()
+    flagged: dict[tuple[str, str], Any] = {}
     for key, value in overrides.items():
         if value is None:
             continue
         section, field = key.split("__", 1)
         if field == "target_modules":
             value = [item.strip() for item in value.split(",") if item.strip()]
-        data[section][field] = value
-        flagged.add((section, field))
-        if section == "lora":
-            explicit_lora.add(field)
-    template = data["training"].get("chat_template")
-    if isinstance(template, str) and "{" not in template:
-        # A path rather than a template: Jinja templates do not fit on a command line.
-        path = Path(template).expanduser()
-        if not path.is_file():
-            raise InvalidInput(f"--chat-template: {template} is neither a Jinja template nor a file")
-        data["training"]["chat_template"] = path.read_text()
-    try:
-        return Recipe.model_validate(data), explicit_lora
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        location = tuple(str(part) for part in first["loc"])
-        where = ".".join(location)
-        if location[:2] in flagged:
-            where += f" ({FLAG_NAMES.get(location[1], ['--' + location[1].replace('_', '-')])[0]})"
-        elif config:
-            where += f" (in {config})"
-        raise InvalidInput(f"invalid recipe setting {where}: {first['msg']}") from None
+        flagged[(section, field)] = value
+    return build(
+        load_recipe(config) if config else {},
+        flagged,
+        source=str(config) if config else None,
+        name_of=lambda _section, field: FLAG_NAMES.get(field, ["--" + field.replace("_", "-")])[0],
+    )
 
 
 @click.command(cls=SpecFlagsCommand)
@@ -225,10 +200,10 @@ def train(
     """
     require_training_extra()
     from loraledger.cli.progress import BuildBar, TrainBar, bars
-    from loraledger.cli.update import Hooks, UpdateRequest, run_update
+    from loraledger.training import Hooks, TrainRequest, run_training
 
     recipe, explicit_lora = build_recipe(config, overrides)
-    request = UpdateRequest(
+    request = TrainRequest(
         name=name,
         data=list(data),
         recipe=recipe,
@@ -253,7 +228,7 @@ def train(
             hooks.stage = lambda message: err().print(f"[dim]{message}[/]")
             hooks.build_progress = BuildBar(progress, "pre-training base")
             hooks.train_progress = TrainBar(progress, f"training {name}")
-        result = run_update(settings, request, hooks)
+        result = run_training(settings, request, hooks)
     if as_json:
         from loraledger.cli.output import print_json
         from loraledger.cli.render import version_json

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from support.seeding import seed_version
 
-from loraledger.cli.fingerprints import fingerprint
-from loraledger.cli.settings import Settings
+from loraledger.fingerprints import fingerprint
 from loraledger.registry import Registry
 from loraledger.schemas.jobs import BaseSource
 from loraledger.schemas.records import BaseModelRecord
+from loraledger.settings import Settings
 
 TEXTS = [f"Clause {i}: the licensee shall keep every notice intact, word {i}." for i in range(40)]
 

@@ -10,14 +10,14 @@ import pytest
 from huggingface_hub import ModelCard
 from support.registry_factory import BASE, add_version, dataset
 
-from loraledger.cli.modelcard import build_card
-from loraledger.cli.settings import Settings
-from loraledger.cli.suites import EvalSet, Scorer, gate, trained_options
+from loraledger.modelcard import build_card
 from loraledger.registry import Registry
 from loraledger.registry.digests import canonical_records
 from loraledger.schemas.jobs import BaseSource, EvalScore
 from loraledger.schemas.records import NewDataset, NewEval
 from loraledger.schemas.specs import EvalSpec
+from loraledger.settings import Settings
+from loraledger.suites import EvalSet, Scorer, gate, trained_options
 from loraledger.trainer import evaluate
 
 NF4, FP32 = "nf4/fp32 w512/s256", "fp32 w512/s256"

@@ -1,6 +1,6 @@
 """lm-evaluation-harness results -> eval results, on a results dict shaped like the harness's."""
 
-from loraledger.cli.lmeval import results_to_evals
+from loraledger.lmeval import results_to_evals
 
 RESULTS = {
     "results": {

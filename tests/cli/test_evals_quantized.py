@@ -58,7 +58,7 @@ def test_a_4bit_adapter_scored_in_fp32_keeps_the_settings_apart(
     [trained_nll] = nll_of(shown["evals"], NF4)
     assert nll_of(shown["evals"], FP32) == []
 
-    from loraledger.cli.settings import Settings
+    from loraledger.settings import Settings
 
     registry = Settings.load().open_registry()
     base = registry.resolve("q4@1").base

@@ -149,7 +149,7 @@ def test_every_version_is_scored_on_the_whole_suite_and_the_base_once(adapters, 
         assert {e["dataset_digest"] for e in evals if e["metric"] == "nll"} == digests
         assert all(e["value"] > 0 for e in evals)
 
-    from loraledger.cli.settings import Settings
+    from loraledger.settings import Settings
 
     registry = Settings.load().open_registry()
     base = registry.resolve("lic@1").base
@@ -191,7 +191,7 @@ def test_matrix_json_holds_the_recorded_values_and_metrics(adapters, lic) -> Non
 
 
 def test_eval_records_once_per_version_and_dataset(adapters, lic, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from loraledger.cli.settings import Settings
+    from loraledger.settings import Settings
 
     registry = Settings.load().open_registry()
     data = str(subset(lic["files"]["u2"], tmp_path, 5))  # training data of lic@2: never scored yet
@@ -346,9 +346,9 @@ def test_replay_data_is_replayed_recorded_and_stays_in_the_pool(
     (train_use,) = [use for use in version["datasets"] if use["role"] == "train"]
     assert train_use["dataset"]["tokens"] == train_use["tokens"]
 
-    from loraledger.cli.settings import Settings
-    from loraledger.cli.update import _replay
     from loraledger.schemas.specs import Recipe, TrainSpec
+    from loraledger.settings import Settings
+    from loraledger.training import _replay
 
     registry = Settings.load().open_registry()
     recipe = Recipe(training=TrainSpec(replay=0.9))

@@ -76,7 +76,7 @@ def test_continuing_keeps_the_parent_adapter_trainable(
 
     from safetensors.torch import load_file
 
-    from loraledger.cli.settings import Settings
+    from loraledger.settings import Settings
 
     registry = Settings.load().open_registry()
     v1 = load_file(registry.checkout("ip@1", tmp_path / "v1") / "adapter_model.safetensors")

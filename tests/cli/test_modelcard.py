@@ -5,7 +5,7 @@ from pathlib import Path
 from huggingface_hub import ModelCard
 from support.registry_factory import OTHER_BASE, add_version
 
-from loraledger.cli.modelcard import build_card, is_hub_id, plain
+from loraledger.modelcard import build_card, is_hub_id, plain
 from loraledger.registry import Registry
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from support.tiny_models import bpe_tokenizer, save_base
 
-from loraledger.cli.settings import Settings
+from loraledger.settings import Settings
 
 TEXTS = [f"Section {i}: the licensor grants a licence to reproduce work {i * 3}." for i in range(48)]
 

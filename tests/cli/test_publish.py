@@ -15,7 +15,7 @@ from support.adapters import load_base, logits, make_lora, with_adapter
 from support.tiny_models import bpe_tokenizer, save_base
 from transformers import AutoModelForCausalLM
 
-from loraledger.cli.settings import Settings
+from loraledger.settings import Settings
 
 TINY = "builtin:tiny"
 

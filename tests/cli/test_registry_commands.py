@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 from support.registry_factory import OTHER_BASE, add_version, chain, dataset
 
-from loraledger.cli.settings import Settings
 from loraledger.registry import Registry
+from loraledger.settings import Settings
 
 Run = Callable[..., object]
 

@@ -9,8 +9,8 @@ import pytest
 from support import cli_process
 from support.seeding import seed_version
 
-from loraledger.cli.settings import Settings
 from loraledger.registry import Registry
+from loraledger.settings import Settings
 
 TEXTS = [f"Clause {i}: the licensee shall keep every notice intact, word {i}." for i in range(40)]
 

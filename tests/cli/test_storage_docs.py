@@ -3,7 +3,8 @@ every point and action of the ADAPTERS_FAULT test hook."""
 
 from pathlib import Path
 
-from loraledger.cli import faults
+from support import faults
+
 from loraledger.cli.commands.maintenance import gc, verify
 
 README = Path(__file__).resolve().parents[2] / "README.md"

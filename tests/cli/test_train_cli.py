@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from support.tiny_models import bpe_tokenizer, save_base
 
-from loraledger.cli.settings import Settings
+from loraledger.settings import Settings
 from loraledger.trainer.recipe import RECIPE_FILE
 
 TEXTS = [f"Clause {i}: the licensee shall keep record {i * 7} for audit purposes." for i in range(60)]

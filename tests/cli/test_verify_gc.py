@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from support.seeding import seed_version
 
-from loraledger.cli.settings import Settings
 from loraledger.registry import Registry
 from loraledger.registry.errors import Corrupt, NotFound
+from loraledger.settings import Settings
 
 
 @pytest.fixture

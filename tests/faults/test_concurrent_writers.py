@@ -15,9 +15,9 @@ import pytest
 from support import cli_process
 from support.seeding import seed_version
 
-from loraledger.cli.settings import Settings
 from loraledger.registry.engine import make_engine
 from loraledger.registry.migrate import upgrade
+from loraledger.settings import Settings
 
 TEXTS = [f"Clause {i}: the licensee shall keep record {i * 7} for audit purposes." for i in range(40)]
 STALE = re.compile(r"^error: ip@current moved to version \d+ while this command ran \(expected 2\); .*\n$")

@@ -14,9 +14,9 @@ from support import cli_process
 from support.crash_checks import assert_nothing_half_done
 from support.seeding import seed_version
 
-from loraledger.cli.settings import Settings
 from loraledger.registry import Registry
 from loraledger.registry.errors import StoreUnavailable
+from loraledger.settings import Settings
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from support.seeding import seed_version
 
-from loraledger.cli.settings import Settings
 from loraledger.registry import engine, store
+from loraledger.settings import Settings
 
 
 @pytest.fixture

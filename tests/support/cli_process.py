@@ -1,7 +1,7 @@
 """The real ``adapters`` program (and registry writers) as subprocesses, for what an in-process call
 cannot show: kill -9, concurrent writers, a lock held by another process.
 
-Crashes are placed with the ``ADAPTERS_FAULT`` test hook (cli/faults.py): ``POINT:kill`` makes the
+Crashes are placed with the ``ADAPTERS_FAULT`` test hook (tests/support/faults.py): ``POINT:kill`` makes the
 process SIGKILL itself at that point; ``POINT:stop`` makes it SIGSTOP itself there, and
 ``wait_until_stopped`` returns once it has (``waitpid`` with ``WUNTRACED``: no polling, no sleeps), so
 a test can look at the registry at that instant, then kill or resume the process.
@@ -16,18 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent.parent
-_SCRIPT = Path(sys.executable).parent / "adapters"
-ADAPTERS = (
-    [str(_SCRIPT)]
-    if _SCRIPT.exists()
-    else [sys.executable, "-c", "from loraledger.cli.main import main; main()"]
-)
+# The real command, with the fault hooks of support/faults.py armed from ADAPTERS_FAULT.
+ADAPTERS = [sys.executable, "-m", "support.adapters_command"]
 
 # Registers one version the way `adapters train` does after training (artifact, dataset copy, one
 # registration transaction), through the registry as the CLI opens it, so fault points apply.
 SEED_WRITER = """
 import sys
-from loraledger.cli.settings import Settings
+from support.faults import arm_from_environment
+arm_from_environment()
+from loraledger.settings import Settings
 from support.seeding import seed_version
 name, parent, weights = sys.argv[1:4]
 registry = Settings.load().open_registry()

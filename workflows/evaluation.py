@@ -14,9 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from loraledger.cli.fingerprints import fingerprint
-from loraledger.cli.settings import Settings
-from loraledger.cli.suites import (
+from loraledger.fingerprints import fingerprint
+from loraledger.registry import Registry
+from loraledger.registry.forgetting import latest_scores
+from loraledger.schemas.errors import Conflict, InvalidInput
+from loraledger.schemas.jobs import BaseSource
+from loraledger.schemas.names import Ref
+from loraledger.schemas.records import BaseModelRecord, EvalResult, NewEval, VersionRecord
+from loraledger.settings import Settings
+from loraledger.suites import (
     EvalSet,
     Scorer,
     base_scores,
@@ -25,12 +31,6 @@ from loraledger.cli.suites import (
     trained_options,
     version_scores,
 )
-from loraledger.registry import Registry
-from loraledger.registry.forgetting import latest_scores
-from loraledger.schemas.errors import Conflict, InvalidInput
-from loraledger.schemas.jobs import BaseSource
-from loraledger.schemas.names import Ref
-from loraledger.schemas.records import BaseModelRecord, EvalResult, NewEval, VersionRecord
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ def evaluate_lm_eval(
     stage: Callable[[str], None] = lambda message: None,
 ) -> EvalReport:
     """Run lm-evaluation-harness tasks on the target and record every metric as an eval result."""
-    from loraledger.cli.lmeval import SETTING, require_lm_eval, results_to_evals, run_tasks
+    from loraledger.lmeval import SETTING, require_lm_eval, results_to_evals, run_tasks
 
     require_lm_eval()  # before anything slow: a missing extra is a one-line answer
     if not tasks:

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from loraledger.cli.update import Hooks
+    from loraledger.training import Hooks
 
 FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 # Loggers whose INFO records belong in the run log.

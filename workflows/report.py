@@ -13,7 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loraledger.cli.matrix import (
+from loraledger.registry.forgetting import Change, ScoreMatrix
+from loraledger.schemas.errors import InvalidInput
+from loraledger.settings import Settings
+from loraledger.wording import (
     LEGEND,
     NOISE,
     SETTING_LEGEND,
@@ -22,9 +25,6 @@ from loraledger.cli.matrix import (
     setting_words,
     settings_note,
 )
-from loraledger.cli.settings import Settings
-from loraledger.registry.forgetting import Change, ScoreMatrix
-from loraledger.schemas.errors import InvalidInput
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

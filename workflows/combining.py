@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loraledger.cli.bases import recorded_base
-from loraledger.cli.settings import Settings
+from loraledger.bases import recorded_base
 from loraledger.registry import Registry
 from loraledger.schemas.errors import InvalidInput, NotFound
 from loraledger.schemas.names import check_name
 from loraledger.schemas.records import NewVersion, VersionKind, VersionRecord
+from loraledger.settings import Settings
 from loraledger.trainer import adapterfiles
 from loraledger.trainer.versions import library_versions
 
@@ -128,7 +128,7 @@ def run_import(
     note: str | None = None,
     stage: Stage = lambda message: None,
 ) -> ImportResult:
-    from loraledger.cli.fingerprints import fingerprint
+    from loraledger.fingerprints import fingerprint
     from loraledger.trainer.models import resolve_base
 
     check_name(name, "adapter name")
@@ -195,7 +195,7 @@ def _fetch(source: str, revision: str | None, dest: Path, stage: Stage) -> tuple
         return local, {"source": str(local.resolve())}
     if local.exists() or source.startswith((".", "/", "~")) or source.count("/") != 1:
         raise NotFound(f"{source} is neither an adapter folder nor a Hub repository id (OWNER/NAME)")
-    from loraledger.cli.hub import download_adapter
+    from loraledger.hub import download_adapter
 
     stage(f"downloading {source}")
     folder, commit = download_adapter(source, revision, dest)

@@ -1,5 +1,5 @@
-"""Where things live. The CLI is the only layer that reads the environment; it hands explicit values
-down to the registry and the trainer.
+"""Where things live. ``loraledger.open()`` and the CLI read the environment here, and
+only here; they hand explicit values down to the registry and the trainer.
 
 - ``ADAPTERS_HOME`` (default ``~/.adapters``, or ``--home``): ``registry.db``, ``artifacts/``,
   ``cache/`` (built-in models, fingerprints), ``runs/`` (checkpoints and logs of training runs).
@@ -9,7 +9,6 @@ down to the registry and the trainer.
 - ``ADAPTERS_CACHE``: where built-in base models and fingerprints are cached (default ``HOME/cache``);
   several homes can share one.
 - ``ADAPTERS_USER``: who is recorded as author of versions and alias moves (default: the login name).
-- ``ADAPTERS_FAULT``: a test hook that crashes or fails a command at a named point (cli/faults.py).
 """
 
 import getpass
@@ -34,19 +33,26 @@ class Settings:
     verbose: int = 0
 
     @classmethod
-    def load(cls, home: Path | None = None, verbose: int = 0) -> "Settings":
-        from loraledger.cli import faults
-
+    def load(
+        cls,
+        home: str | Path | None = None,
+        verbose: int = 0,
+        *,
+        db: str | None = None,
+        store: str | None = None,
+        user: str | None = None,
+        cache: str | Path | None = None,
+    ) -> "Settings":
+        """Explicit values first, then the environment, then the defaults."""
         env = os.environ
-        faults.configure(env.get(faults.ENV))  # a test hook; see cli/faults.py
-        home = (home or Path(env.get("ADAPTERS_HOME") or Path.home() / ".adapters")).expanduser().resolve()
+        home = Path(home or env.get("ADAPTERS_HOME") or Path.home() / ".adapters").expanduser().resolve()
         return cls(
             home=home,
-            db_url=env.get("ADAPTERS_DB") or f"sqlite:///{home / 'registry.db'}",
-            store_url=env.get("ADAPTERS_STORE") or str(home / "artifacts"),
-            user=env.get("ADAPTERS_USER") or _login(),
+            db_url=db or env.get("ADAPTERS_DB") or f"sqlite:///{home / 'registry.db'}",
+            store_url=store or env.get("ADAPTERS_STORE") or str(home / "artifacts"),
+            user=user or env.get("ADAPTERS_USER") or _login(),
             host=socket.gethostname(),
-            cache_dir=Path(env.get("ADAPTERS_CACHE") or home / "cache").expanduser().resolve(),
+            cache_dir=Path(cache or env.get("ADAPTERS_CACHE") or home / "cache").expanduser().resolve(),
             verbose=verbose,
         )
 
@@ -55,13 +61,13 @@ class Settings:
         return self.home / "runs"
 
     def open_registry(self) -> "Registry":
-        from loraledger.cli import faults
+        from loraledger import faults
         from loraledger.registry import Registry
 
         # Storage options (credentials, endpoint) for an s3:// store come from the environment and
         # fsspec's configuration (AWS_*, FSSPEC_S3_*), as for any other boto-based tool.
         registry = Registry.open(self.db_url, self.store_url, user=self.user, host=self.host)
-        faults.install(registry)
+        faults.registry_opened(registry)
         return registry
 
 

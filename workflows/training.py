@@ -18,10 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loraledger.cli import faults
-from loraledger.cli.fingerprints import fingerprint
-from loraledger.cli.settings import Settings
-from loraledger.cli.suites import Regression, gate, score_update, update_label
+from loraledger import faults
+from loraledger.fingerprints import fingerprint
 from loraledger.registry import Registry
 from loraledger.registry.digests import (
     bytes_digest,
@@ -34,16 +32,18 @@ from loraledger.schemas.jobs import TrainJob, TrainOutcome
 from loraledger.schemas.names import Ref, check_name
 from loraledger.schemas.records import NewDataset, NewDatasetUse, NewEval, NewVersion, VersionRecord
 from loraledger.schemas.specs import Recipe
+from loraledger.settings import Settings
+from loraledger.suites import Regression, gate, score_update, update_label
 from loraledger.trainer.datafiles import LoadedData, read_records
 
 if TYPE_CHECKING:
-    from loraledger.cli.runlog import RunLog
+    from loraledger.runlog import RunLog
 
 log = logging.getLogger("loraledger.update")
 
 
 @dataclass
-class UpdateRequest:
+class TrainRequest:
     name: str
     data: list[Path]
     recipe: Recipe
@@ -65,7 +65,7 @@ class UpdateRequest:
 
 
 @dataclass
-class UpdateResult:
+class TrainResult:
     version: VersionRecord
     outcome: TrainOutcome
     promoted: bool
@@ -111,15 +111,15 @@ class Hooks:
     train_progress: Any = None
 
 
-def run_update(settings: Settings, request: UpdateRequest, hooks: Hooks | None = None) -> UpdateResult:
+def run_training(settings: Settings, request: TrainRequest, hooks: Hooks | None = None) -> TrainResult:
     """Run one update, logging its stages and the libraries' messages to the run's train.log."""
-    from loraledger.cli.runlog import RunLog
+    from loraledger.runlog import RunLog
 
     with RunLog() as run_log:
         return _update(settings, request, run_log.wrap(hooks or Hooks()), run_log)
 
 
-def _update(settings: Settings, request: UpdateRequest, hooks: Hooks, run_log: "RunLog") -> UpdateResult:
+def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "RunLog") -> TrainResult:
     warnings: list[str] = []
 
     def warn(message: str) -> None:
@@ -303,7 +303,7 @@ def _update(settings: Settings, request: UpdateRequest, hooks: Hooks, run_log: "
     for label, dataset in eval_sets.items():
         registry.add_to_suite(request.name, dataset, label=label, role="update", version=version.number)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    return UpdateResult(
+    return TrainResult(
         version=version,
         outcome=outcome,
         promoted=promote,
@@ -316,7 +316,7 @@ def _update(settings: Settings, request: UpdateRequest, hooks: Hooks, run_log: "
     )
 
 
-def _parent(registry: Registry, request: UpdateRequest) -> VersionRecord | None:
+def _parent(registry: Registry, request: TrainRequest) -> VersionRecord | None:
     if request.parent and request.fresh:
         raise InvalidInput("--from continues a version and --fresh starts a new adapter: pass one of them")
     if request.parent:
@@ -334,7 +334,7 @@ def _same_base_id(asked: str, recorded: str) -> bool:
     return asked == recorded or (local.exists() and str(local.resolve()) == recorded)
 
 
-def _recipe_for(request: UpdateRequest, parent: VersionRecord | None) -> Recipe:
+def _recipe_for(request: TrainRequest, parent: VersionRecord | None) -> Recipe:
     """A continued adapter keeps its parent's LoRA shape (rank, alpha, target modules): asking for
     another is an error; dropout may change."""
     if parent is None or request.fresh or not parent.lora:
@@ -410,7 +410,7 @@ def _replay(
 
 def _run_dir(
     settings: Settings,
-    request: UpdateRequest,
+    request: TrainRequest,
     parent: VersionRecord | None,
     base_fingerprint: str,
     train_data: list[Canonical],

@@ -17,14 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from loraledger.cli.bases import recorded_base
-from loraledger.cli.settings import Settings
+from loraledger.bases import recorded_base
 from loraledger.registry import Registry
 from loraledger.schemas.errors import InvalidInput
 from loraledger.schemas.records import Publication, VersionRecord
+from loraledger.settings import Settings
 
 if TYPE_CHECKING:
-    from loraledger.cli.hub import PushOutcome
+    from loraledger.hub import PushOutcome
     from loraledger.trainer.export import ExportOutcome
     from loraledger.trainer.merge import MergeOutcome
 
@@ -141,8 +141,8 @@ def run_push(
     dtype: str = "fp32",
     stage: Stage = lambda message: None,
 ) -> PushResult:
-    from loraledger.cli.hub import push_folder, require_token
-    from loraledger.cli.modelcard import build_card
+    from loraledger.hub import push_folder, require_token
+    from loraledger.modelcard import build_card
 
     if not REPO_ID.match(repo_id) or ".." in repo_id:
         raise InvalidInput(f"invalid --repo {repo_id!r}: give the Hub repository as OWNER/NAME")

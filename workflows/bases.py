@@ -1,10 +1,10 @@
 """Finding the base a version was trained on, and making sure it is still the same model."""
 
-from loraledger.cli.fingerprints import fingerprint
-from loraledger.cli.settings import Settings
+from loraledger.fingerprints import fingerprint
 from loraledger.schemas.errors import Conflict
 from loraledger.schemas.jobs import BaseSource
 from loraledger.schemas.records import BaseModelRecord
+from loraledger.settings import Settings
 
 
 def recorded_base(settings: Settings, base: BaseModelRecord) -> BaseSource:

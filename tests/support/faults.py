@@ -1,8 +1,10 @@
-"""Fault injection, a test hook: make a command crash, pause or fail at a named point.
+"""Fault injection for the tests: make a command crash, pause or fail at a named point.
 
 ``ADAPTERS_FAULT=POINT:ACTION[,POINT:ACTION...]`` (``POINT@N:ACTION`` acts on the N-th time the point
 is reached; default the first). The fault suite uses it to crash the real CLI at the worst moments
-deterministically, without sleeps. Nobody should set it outside tests.
+deterministically, without sleeps. It is read only by the test harness: ``python -m support.adapters_command``
+(what ``cli_process`` runs) arms the library's points (``loraledger.faults``) from it, then runs
+the real ``adapters`` main; the installed command never looks at it.
 
 Points, in the order ``adapters train`` reaches them:
 
@@ -68,7 +70,7 @@ _active = Faults()
 
 
 def configure(spec: str | None) -> None:
-    """Read ``ADAPTERS_FAULT``'s value; called once per command by the CLI."""
+    """Read ``ADAPTERS_FAULT``'s value; called each time a registry is opened."""
     global _active
     _active = parse(spec)
 
@@ -93,6 +95,20 @@ def parse(spec: str | None) -> Faults:
 
 def point(name: str) -> None:
     _active.point(name)
+
+
+def _registry_opened(registry: "Registry") -> None:
+    # Each command opens its registry once: read the plan then, as the CLI used to at start-up.
+    configure(os.environ.get(ENV))
+    install(registry)
+
+
+def arm_from_environment() -> None:
+    """Hook the library's points (``loraledger.faults``) to the plan in ``ADAPTERS_FAULT``, read
+    afresh whenever a registry is opened. Arming twice is harmless."""
+    from loraledger import faults as library_points
+
+    library_points.arm(point, _registry_opened)
 
 
 def install(registry: "Registry") -> None:
