@@ -28,6 +28,7 @@ def test_site_builds_strictly(tmp_path: Path) -> None:
     cli = (site / "cli" / "index.html").read_text()
     assert 'id="adapters-train"' in cli
     assert "--replay" in cli
+    assert "Sentinel" not in cli  # click's unset default, printed as text by a table layout
 
 
 def test_every_page_is_in_the_nav() -> None:
