@@ -8,7 +8,7 @@ PACKAGES := workflows registry trainer cli schemas
 SOURCES := pyproject.toml $(shell find $(PACKAGES) -type f -not -path '*/__pycache__/*' 2>/dev/null)
 STAMP := $(VENV)/.loraledger-installed
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench docs clean
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ lint: install
 	cd /tmp && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml \
 		-p loraledger -p loraledger.schemas -p loraledger.registry -p loraledger.trainer -p loraledger.cli
 	$(BIN)/mypy --config-file pyproject.toml tests/support
+
+# The documentation site, into build/site; --strict turns every warning (a broken link, a page left out
+# of the nav, a docstring that does not render) into a failure, as tests/test_docs_site.py does in CI.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: install
 	$(BIN)/python benchmarks/run.py

@@ -1,5 +1,5 @@
 """`make bench` keeps running: benchmarks/run.py --quick (tiny sizes) runs every default section and
-writes the figures the README's Performance section is built from. Timing is never asserted here:
+writes the figures docs/performance.md is built from. Timing is never asserted here:
 speed targets belong to the benchmarks themselves."""
 
 import json

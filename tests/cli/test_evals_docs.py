@@ -1,4 +1,4 @@
-"""The README's "Evaluation and forgetting" section documents every command and option of
+"""The docs' "Evaluation and forgetting" page (docs/evaluation.md) documents every command and option of
 cli/commands/evals.py (eval, evals, suite add/list/threshold, report) and what BWT's sign means."""
 
 from pathlib import Path
@@ -8,12 +8,11 @@ import pytest
 
 from loraledger.cli.commands import evals
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "evaluation.md"
 
 
 def section() -> str:
-    text = README.read_text()
-    return text[text.index("## Evaluation and forgetting") :].split("\n## ", 1)[0]
+    return PAGE.read_text()
 
 
 def commands() -> list[tuple[str, click.Command]]:

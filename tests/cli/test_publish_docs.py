@@ -1,5 +1,5 @@
-"""The README's "Stacking, merging and publishing" section documents every command and option of
-cli/commands/publish.py."""
+"""The docs' "Stacking, merging and publishing" page (docs/publishing.md) documents every command and
+option of cli/commands/publish.py."""
 
 from pathlib import Path
 
@@ -7,12 +7,11 @@ import pytest
 
 from loraledger.cli.commands.publish import COMMANDS
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "publishing.md"
 
 
 def section() -> str:
-    text = README.read_text()
-    return text[text.index("## Stacking, merging and publishing") :].split("\n## ", 1)[0]
+    return PAGE.read_text()
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda command: str(command.name))

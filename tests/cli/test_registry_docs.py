@@ -1,5 +1,6 @@
-"""The README's "The registry" section documents every command and option of the registry's commands
-(cli/commands/browse.py, cli/commands/aliases.py) and the PostgreSQL upgrade."""
+"""The docs' "The registry" page (docs/registry.md) documents every command and option of the registry's
+commands (cli/commands/browse.py, cli/commands/aliases.py); "Storage and teams" (docs/storage.md) the
+PostgreSQL upgrade."""
 
 from pathlib import Path
 
@@ -8,12 +9,11 @@ import pytest
 
 from loraledger.cli.commands import aliases, browse
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def section() -> str:
-    text = README.read_text()
-    return text[text.index("## The registry") :].split("\n## ", 1)[0]
+    return (DOCS / "registry.md").read_text()
 
 
 @pytest.mark.parametrize("command", [*browse.COMMANDS, *aliases.COMMANDS], ids=lambda c: str(c.name))
@@ -25,6 +25,6 @@ def test_command_and_options_are_documented(command: click.Command) -> None:
 
 
 def test_postgresql_setup_is_documented() -> None:
-    text = section()
+    text = (DOCS / "storage.md").read_text()
     for words in ("ADAPTERS_DB=postgresql+psycopg://", "adapters db upgrade", "adapters db status"):
         assert words in text
