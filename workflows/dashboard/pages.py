@@ -68,7 +68,8 @@ def adapters_page(ledger: Ledger) -> Page:
             # Held back = never current. Only an adapter whose newest version is not current needs its
             # alias history read, to tell a held-back update from one rolled back later.
             held = newest.number not in ever_current(ledger.history(adapter.name))
-        base = (live or newest).base_model_id if (live or newest) else None
+        shown = live or newest
+        base = shown.base_model_id if shown else None
         rows.append(
             {
                 "name": adapter.name,
@@ -159,7 +160,7 @@ def _matrix_table(
     for row in matrix.rows:
         if row.version.number not in numbers:
             continue
-        cells = []
+        cells: list[dict[str, Any] | None] = []
         for eval_set in matrix.sets:
             cell = row.cells.get(eval_set.digest)
             if cell is None:
