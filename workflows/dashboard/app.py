@@ -66,9 +66,9 @@ def create_app(ledger: Ledger) -> FastAPI:
             html = env.get_template("error.html").render(title="Not found", message=str(error))
             return HTMLResponse(html, status_code=status)
         if as_json:
-            body = json.dumps(finite(page.data), default=str, indent=1)
+            body = json.dumps(finite(page.data()), default=str, indent=1)
             return Response(body, media_type="application/json")
-        html = env.get_template(page.template).render(title=page.title, data=page.data, **page.context)
+        html = env.get_template(page.template).render(title=page.title, **page.context)
         return HTMLResponse(html)
 
     @app.get("/", include_in_schema=False)

@@ -6,6 +6,7 @@ Registries run to thousands of versions: the HTML of an adapter shows its newest
 """
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -36,7 +37,7 @@ DATASET_ROWS = 1000
 class Page:
     template: str
     title: str
-    data: Any  # the JSON answer
+    data: Callable[[], Any]  # the JSON answer, built only when asked for: the HTML does not need it
     context: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,7 +83,7 @@ def adapters_page(ledger: Ledger) -> Page:
                 "threshold": adapter.max_regression,
             }
         )
-    return Page("adapters.html", "Adapters", rows, {"rows": rows})
+    return Page("adapters.html", "Adapters", lambda: rows, {"rows": rows})
 
 
 # ---- one adapter ----------------------------------------------------------------------------------
@@ -102,16 +103,21 @@ def adapter_page(ledger: Ledger, name: str) -> Page:
     held = {v.number for v in summaries} - ever
     shown = summaries[-WINDOW:]
     numbers = {v.number for v in shown}
-    data = {
-        "name": name,
-        "threshold": threshold,
-        "versions": len(summaries),
-        "lineage": lineage_json(summaries),
-        "matrices": [
-            matrix_json(m, name=name, threshold=threshold, ever_current=ever) for m in matrices if m.setting
-        ],
-        "history": history_json(history),
-    }
+
+    def data() -> dict[str, Any]:
+        return {
+            "name": name,
+            "threshold": threshold,
+            "versions": len(summaries),
+            "lineage": lineage_json(summaries),
+            "matrices": [
+                matrix_json(m, name=name, threshold=threshold, ever_current=ever)
+                for m in matrices
+                if m.setting
+            ],
+            "history": history_json(history),
+        }
+
     context = {
         "name": name,
         "threshold": threshold,
@@ -214,7 +220,7 @@ def version_page(ledger: Ledger, name: str, number: int) -> Page:
         "diff": [(key, _value(left), _value(right)) for key, (left, right) in (differences or {}).items()],
         "commands": commands,
     }
-    return Page("version.html", version.ref, data, context)
+    return Page("version.html", version.ref, lambda: data, context)
 
 
 def version_fields(version: VersionRecord) -> list[tuple[str, str]]:
@@ -317,7 +323,7 @@ def datasets_page(ledger: Ledger, adapter: str | None) -> Page:
         for use in uses[:DATASET_ROWS]
     ]
     context = {"rows": rows, "total": len(uses), "adapter": adapter}
-    return Page("datasets.html", "Datasets", datasets_json(uses), context)
+    return Page("datasets.html", "Datasets", lambda: datasets_json(uses), context)
 
 
 def _split(ref: str) -> tuple[str, int]:
