@@ -110,7 +110,7 @@ def test_click_through_and_see_a_rollback(browser, server: str, seeded: Seeded) 
     assert page.url == f"{server}/adapters/legal/versions/3"
     assert page.locator("#note").inner_text() == NOTE
     assert page.locator("#diff").count() == 1
-    assert "adapters rollback legal --to legal@3" in page.locator("#commands").inner_text()
+    assert "adapters promote legal@3" in page.locator("#commands").inner_text()
     _shot(page, "version.png")
 
     page.goto(f"{server}/datasets")

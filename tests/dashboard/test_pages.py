@@ -63,7 +63,9 @@ def test_version_json_is_show_json_plus_diff_and_commands(client, adapters) -> N
     page = client.get("/adapters/legal/versions/3.json").json()
     assert page["version"] == json.loads(adapters("show", "legal@3", "--json").stdout)
     assert page["diff"] == json.loads(adapters("diff", "legal@2", "legal@3", "--json").stdout)
-    assert page["commands"]["roll back to it"].startswith("adapters rollback legal --to legal@3")
+    assert page["commands"]["make it current"].startswith("adapters promote legal@3 --reason")  # held back
+    older = client.get("/adapters/legal/versions/1.json").json()["commands"]
+    assert older["roll back to it"] == "adapters rollback legal --to legal@1 --reason 'back to legal@1'"
     assert page["commands"]["diff"] == "adapters diff legal@2 legal@3"
 
 

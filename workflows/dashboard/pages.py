@@ -203,7 +203,8 @@ def _matrix_table(
 def version_page(ledger: Ledger, name: str, number: int) -> Page:
     version = ledger.version(f"{name}@{number}")
     differences = ledger.diff(version.parent, version.ref) if version.parent else None
-    commands = version_commands(version)
+    current = next((a.current for a in ledger.adapters() if a.name == name), None)
+    commands = version_commands(version, current)
     data = {
         "version": version_json(version, full=True),
         "diff": diff_json(version.parent, version.ref, differences)
@@ -257,8 +258,9 @@ def version_fields(version: VersionRecord) -> list[tuple[str, str]]:
     return rows
 
 
-def version_commands(version: VersionRecord) -> dict[str, str]:
-    """Shell commands (quoted for a POSIX shell) to look at, reproduce, export or return to a version."""
+def version_commands(version: VersionRecord, current: int | None) -> dict[str, str]:
+    """Shell commands (quoted for a POSIX shell) to look at, reproduce, export or return to a version
+    (``current``: the number of its adapter's current version)."""
     q = shlex.quote
     ref, name = version.ref, version.name
     commands = {"show": f"adapters show {q(ref)}"}
@@ -287,10 +289,11 @@ def version_commands(version: VersionRecord) -> dict[str, str]:
     commands["export"] = f"adapters export {q(ref)} ./exports"
     if version.parent:
         commands["diff"] = f"adapters diff {q(version.parent)} {q(ref)}"
-    if not version.is_current:
-        commands["roll back to it"] = (
-            f"adapters rollback {q(name)} --to {q(ref)} --reason {q('back to ' + ref)}"
-        )
+    if current is not None and version.number < current:
+        reason = q(f"back to {ref}")
+        commands["roll back to it"] = f"adapters rollback {q(name)} --to {q(ref)} --reason {reason}"
+    elif not version.is_current:  # newer than current (held back, or rolled back from): promote it
+        commands["make it current"] = f"adapters promote {q(ref)} --reason {q('why it is safe now')}"
     return commands
 
 
