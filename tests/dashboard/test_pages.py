@@ -146,3 +146,13 @@ def test_graph_and_curves_mark_current_and_held_back(client) -> None:  # type: i
     assert "← current" in html and "[champion]" in html
     assert html.count('class="curve"') == 2 and 'class="held"' in html
     assert GENERAL not in html and LEGAL in html
+
+
+def test_ui_command_binds_loopback_by_default(adapters) -> None:  # type: ignore[no-untyped-def]
+    result = adapters("ui", "--help")
+    assert result.exit_code == 0
+    words = " ".join(result.stdout.split())  # click wraps the help at the terminal's width
+    assert "--host TEXT" in words and "[default: 127.0.0.1]" in words
+    assert "[default: 8765;" in words
+    refused = adapters("ui", "--port", "70000")
+    assert refused.exit_code == 2 and "70000" in refused.stderr
