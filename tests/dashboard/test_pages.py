@@ -156,3 +156,17 @@ def test_ui_command_binds_loopback_by_default(adapters) -> None:  # type: ignore
     assert "[default: 8765;" in words
     refused = adapters("ui", "--port", "70000")
     assert refused.exit_code == 2 and "70000" in refused.stderr
+
+
+def test_forgetting_metrics_follow_the_matrix(client) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    html = client.get("/adapters/legal").text
+    table = html[html.index('id="metrics-1"') :]
+    v3 = re.search(r'<tr data-version="3">(.*?)</tr>', table, re.S)
+    assert v3 is not None
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", v3.group(1))
+    # legal-1 was learned by v1 (1.8) and is 1.3 at v3: BWT -0.5 (-27.8%); nothing forgotten on it
+    # (best before v3: 1.5); general text (retention) is 2.4 against the base's 1.95: +23.1%.
+    improved = "none: every earlier update improved (least: legal-1 -0.2000, -13.3%)"
+    assert cells == ["v3", "-0.5000 (-27.8%)", improved, "+23.1%"]

@@ -16,7 +16,7 @@ from markupsafe import Markup
 from loraledger.dashboard.svg import curves_svg, lineage_svg, number_of
 from loraledger.errors import NotFound
 from loraledger.ledger import Ledger
-from loraledger.registry.forgetting import ScoreMatrix
+from loraledger.registry.forgetting import ScoreMatrix, UpdateForgetting
 from loraledger.schemas.records import VersionRecord, VersionSummary
 from loraledger.shapes import (
     datasets_json,
@@ -178,8 +178,29 @@ def _matrix_table(
                 if change is not None
             ]
             cells.append({"nll": f"{cell.nll:.4f}", "changes": changes})
+        metrics = row.metrics
+        worst = metrics.max_forgetting
         rows.append(
             {
+                "metrics": [
+                    _metric(
+                        None
+                        if metrics.bwt is None
+                        else f"{metrics.bwt:+.4f} ({percent(metrics.bwt_relative)})",
+                        metrics.bwt_relative,
+                        threshold,
+                    ),
+                    _metric(
+                        None if worst is None else _forgetting(worst, matrix.eval_set(worst.digest).label),
+                        worst.forgetting_relative if worst else None,
+                        threshold,
+                    ),
+                    _metric(
+                        percent(metrics.retention_relative) if metrics.retention else None,
+                        metrics.retention_relative,
+                        threshold,
+                    ),
+                ],
                 "number": row.version.number,
                 "parent": row.version.parent,
                 "url": version_url(name, row.version.number),
@@ -195,6 +216,23 @@ def _matrix_table(
         "bases": bases,
         "rows": rows,
     }
+
+
+def _forgetting(worst: UpdateForgetting, label: str) -> str:
+    """The max-forgetting cell: "none" when no earlier update got worse (the improvement shown as one).
+    The same words as the CLI's table once issue 12's ``wording.forgetting_words`` lands: use it then."""
+    if worst.forgetting > 0:
+        return f"{worst.forgetting:+.4f} ({percent(worst.forgetting_relative)}) on {label}"
+    if worst.forgetting == 0:
+        return "none"
+    return (
+        f"none: every earlier update improved (least: {label} "
+        f"{worst.forgetting:+.4f}, {percent(worst.forgetting_relative)})"
+    )
+
+
+def _metric(text: str | None, relative: float | None, threshold: float) -> dict[str, str]:
+    return {"text": text or "-", "css": _css(relative, threshold) if text else "flat"}
 
 
 # ---- one version ----------------------------------------------------------------------------------
