@@ -1,6 +1,7 @@
 """Every benchmark in one run, one table: what `make bench` runs.
 
-    .venv/bin/python benchmarks/run.py [--only training,eval,registry,cold,publish,throughput] [--quick]
+    .venv/bin/python benchmarks/run.py [--only training,eval,registry,cold,dashboard,publish,throughput]
+                                       [--quick]
                                        [--rounds N] [--threads N] [--json PATH]
 
 Sections (default: all but ``throughput``):
@@ -11,6 +12,7 @@ Sections (default: all but ``throughput``):
   versions with 50,000 eval results;
 - ``cold``: ``adapters --help`` and ``adapters list`` in a new process (taken from the registry section
   when it runs, measured on their own otherwise);
+- ``dashboard`` (dashboard_scale.py): ``adapters ui`` pages on the same 10,000 versions and 50,000 evals;
 - ``publish`` (publish_roundtrip.py): stack/merge exactness and a Hub push + download on loopback;
 - ``throughput`` (train_throughput.py): the trainer per precision (fp32, 4-bit, 8-bit); minutes.
 
@@ -34,8 +36,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))  # the sibling scripts import as modules
 
 DEFAULT_JSON = HERE / "results" / "latest.json"
-SECTIONS = ("training", "eval", "registry", "cold", "publish", "throughput")
-DEFAULT_SECTIONS = ("training", "eval", "registry", "cold", "publish")
+SECTIONS = ("training", "eval", "registry", "cold", "dashboard", "publish", "throughput")
+DEFAULT_SECTIONS = ("training", "eval", "registry", "cold", "dashboard", "publish")
 COLD_TARGET = 0.5
 Row = dict[str, str]
 
@@ -81,6 +83,14 @@ def cold(args: argparse.Namespace, done: dict[str, Any]) -> dict[str, Any]:
                 wall, cpu = registry_scale.cold(Path(scratch), command, 1 if args.quick else 5)
                 measured[label] = {"wall": wall, "cpu": cpu}
     return {"benchmark": "cold_start", "seconds": measured, "target_seconds": COLD_TARGET}
+
+
+def dashboard(args: argparse.Namespace) -> dict[str, Any]:
+    import dashboard_scale
+
+    if args.quick:
+        return dashboard_scale.run(repeat=1, versions=500)
+    return dashboard_scale.run()
 
 
 def publish(args: argparse.Namespace) -> dict[str, Any]:
@@ -219,6 +229,26 @@ def cold_rows(results: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _wall_verdict(timing: dict[str, float], target: float) -> str:
+    if timing["wall"] < target or timing["cpu"] >= target:
+        return verdict(timing["wall"] < target)
+    return "MISSED (wall; CPU met: the machine was busy)"
+
+
+def dashboard_rows(results: dict[str, Any]) -> list[Row]:
+    sizes, target = results["registry"], results["target_seconds"]
+    scale = f"{sizes['versions']:,} versions, {sizes['evals']:,} evals"
+    return [
+        row(
+            f"dashboard ({scale}): {label}",
+            f"{timing['wall']:.2f} s (CPU {timing['cpu']:.2f} s)",
+            f"< {target:g} s" if label in results["checked"] else "-",
+            _wall_verdict(timing, target) if label in results["checked"] else "",
+        )
+        for label, timing in results["seconds"].items()
+    ]
+
+
 def publish_rows(results: dict[str, Any]) -> list[Row]:
     stack = results["stack_independent_max_logit_diff"]
     merge = (results["merge_fp32_max_logit_diff"], results["merge_bf16_saved_max_logit_diff"])
@@ -249,6 +279,7 @@ RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "training": training,
     "eval": eval_cost,
     "registry": registry,
+    "dashboard": dashboard,
     "publish": publish,
     "throughput": throughput,
 }
@@ -257,6 +288,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "eval": eval_rows,
     "registry": registry_rows,
     "cold": cold_rows,
+    "dashboard": dashboard_rows,
     "publish": publish_rows,
     "throughput": throughput_rows,
 }

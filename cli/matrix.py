@@ -6,14 +6,17 @@ one scoring setting, which the title names; other settings are mentioned under i
 """
 
 import math
-from typing import Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from loraledger.registry.forgetting import Change, Row, ScoreMatrix, UpdateForgetting, VersionMetrics
+from loraledger.registry.forgetting import Change, Row, ScoreMatrix, VersionMetrics
 from loraledger.schemas.errors import NotFound
+
+# The JSON shapes live in the library, shared with the dashboard; re-exported for the commands.
+from loraledger.shapes import finite as finite
+from loraledger.shapes import matrix_json as matrix_json
 from loraledger.wording import (
     LEGEND,
     NOISE,
@@ -151,97 +154,3 @@ def matrix_view(matrix: ScoreMatrix, *, name: str, threshold: float, ever_curren
         Text(f"gate: current moves only if no retention set or earlier update gets > {threshold:.1%} worse"),
         Text(f"{LEGEND} {SETTING_LEGEND}", style="dim"),
     )
-
-
-# ---- JSON -----------------------------------------------------------------------------------------
-
-
-def matrix_json(
-    matrix: ScoreMatrix, *, name: str, threshold: float, ever_current: set[int]
-) -> dict[str, Any]:
-    held = held_back(matrix, ever_current)
-    labels = {s.digest: s.label for s in matrix.sets}
-    data: dict[str, Any] = finite(
-        {
-            "name": name,
-            "metric": "nll",
-            "lower_is_better": True,
-            "setting": matrix.setting,
-            "other_settings": matrix.other_settings,
-            "threshold": threshold,
-            "sets": [
-                {"digest": s.digest, "label": s.label, "role": s.role, "learned_by": s.learned_by}
-                for s in matrix.sets
-            ],
-            "bases": matrix.bases,
-            "versions": [
-                {
-                    "ref": f"{name}@{row.version.number}",
-                    "number": row.version.number,
-                    "parent": row.version.parent,
-                    "current": row.version.current,
-                    "held_back": row.version.number in held,
-                    "base": row.version.base,
-                    "scores": {
-                        digest: {
-                            "nll": cell.nll,
-                            "vs_parent": _change(cell.vs_parent),
-                            "vs_base": _change(cell.vs_base),
-                        }
-                        for digest, cell in row.cells.items()
-                    },
-                    "metrics": _metrics(row.metrics, labels),
-                }
-                for row in matrix.rows
-            ],
-        }
-    )
-    return data
-
-
-def _change(change: Change | None) -> dict[str, float] | None:
-    if change is None:
-        return None
-    return {
-        "before": change.before,
-        "after": change.after,
-        "absolute": change.absolute,
-        "relative": change.relative,
-    }
-
-
-def _update(update: UpdateForgetting, labels: dict[str, str]) -> dict[str, Any]:
-    return {
-        "digest": update.digest,
-        "label": labels.get(update.digest),
-        "learned_by": update.learned_by,
-        "after_learning": update.after_learning,
-        "best": update.best,
-        "now": update.now,
-        "transfer": update.transfer,
-        "forgetting": update.forgetting,
-        "forgetting_relative": update.forgetting_relative,
-    }
-
-
-def _metrics(metrics: VersionMetrics, labels: dict[str, str]) -> dict[str, Any]:
-    worst = metrics.max_forgetting
-    return {
-        "bwt": metrics.bwt,
-        "bwt_relative": metrics.bwt_relative,
-        "max_forgetting": _update(worst, labels) if worst else None,
-        "updates": [_update(u, labels) for u in metrics.updates],
-        "retention": {digest: _change(change) for digest, change in metrics.retention.items()},
-        "retention_relative": metrics.retention_relative,
-    }
-
-
-def finite(value: Any) -> Any:
-    """NaN and infinities are not JSON: they become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value

@@ -10,6 +10,7 @@ from rich.table import Table
 from loraledger.cli.listing import Branch, Cell, Column, Listing, Outline
 from loraledger.registry import LineageNode
 from loraledger.schemas.records import AliasEvent, DatasetUse, VersionRecord, VersionSummary
+from loraledger.shapes import version_json as version_json  # shared with the dashboard
 
 if TYPE_CHECKING:
     from loraledger.training import TrainResult
@@ -94,17 +95,6 @@ def versions_table(versions: Sequence[VersionRecord | VersionSummary], width: in
 def _aliases(aliases: list[str]) -> Cell:
     ordered = (["current"] if "current" in aliases else []) + [a for a in aliases if a != "current"]
     return (" ".join(ordered), "bold green" if "current" in aliases else "green")
-
-
-def version_json(version: VersionRecord, *, full: bool) -> dict[str, Any]:
-    data = version.model_dump(mode="json")
-    data["ref"] = version.ref
-    data["current"] = version.is_current
-    data["train_digest"] = version.train_digest
-    if not full:
-        for key in ("evals", "publications"):
-            data.pop(key, None)
-    return data
 
 
 def version_detail(version: VersionRecord) -> Table:

@@ -175,21 +175,24 @@ def _mean(values: Iterable[float]) -> float | None:
 def lineage(number: int, versions: Mapping[int, VersionScores]) -> list[int]:
     """Version numbers from the root of ``number``'s lineage down to ``number`` itself."""
     path = [number]
-    while (parent := versions[path[-1]].parent) is not None and parent in versions and parent not in path:
+    seen = {number}  # a set, not the list: lineages run to thousands of versions
+    while (parent := versions[path[-1]].parent) is not None and parent in versions and parent not in seen:
         path.append(parent)
+        seen.add(parent)
     return path[::-1]
 
 
 def version_metrics(
     number: int, versions: Mapping[int, VersionScores], sets: Sequence[EvalSet], base: Mapping[str, float]
 ) -> VersionMetrics:
-    path = lineage(number, versions)
-    earlier = path[:-1]
     now = versions[number].scores
     updates = []
+    earlier: list[int] | None = None
     for eval_set in sets:
         if eval_set.role != "update" or eval_set.digest not in now:
             continue
+        if earlier is None:  # walked only when an update's set needs it: it is O(depth) per version
+            earlier = lineage(number, versions)[:-1]
         # Learned by the first version of this lineage that trained with the split: on another branch
         # the same split may have come with another version than the one that added it to the suite.
         learned = next((n for n in earlier if eval_set.digest in versions[n].learned), None)

@@ -24,7 +24,9 @@ def test_quick_bench_runs_every_section_and_writes_the_figures(tmp_path: Path, t
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert set(results["sections"]) == {"training", "eval", "registry", "cold", "publish"}
+    assert set(results["sections"]) == {"training", "eval", "registry", "cold", "dashboard", "publish"}
+    dashboard = results["sections"]["dashboard"]
+    assert dashboard["registry"]["versions"] == 500 and "adapters page" in dashboard["seconds"]
 
     training = results["sections"]["training"]
     assert set(training["summary"]) == {"short", "long"}

@@ -67,6 +67,8 @@ def test_typed_and_complete(wheel: zipfile.ZipFile) -> None:
         "loraledger/trainer/samples/legal/update-1-eval.jsonl",
         "loraledger/trainer/samples/legal/update-2.jsonl",
         "loraledger/trainer/samples/general/retention-eval.jsonl",
+        "loraledger/dashboard/templates/adapter.html",
+        "loraledger/dashboard/static/style.css",
     ):
         assert shipped in names, shipped
     assert not any("__pycache__" in name or name.startswith("loraledger/tests") for name in names)

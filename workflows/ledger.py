@@ -96,6 +96,11 @@ class Ledger:
         transfer and forgetting: what ``adapters evals`` and the report show."""
         return self.registry.score_matrix(name, setting=setting)
 
+    def threshold(self, name: str) -> float:
+        """NAME's forgetting gate: the largest relative NLL rise on a gated set before a new version is
+        held back (what ``adapters suite threshold`` sets)."""
+        return self.registry.max_regression(name)
+
     def suite(self, name: str) -> list["SuiteEntry"]:
         """NAME's eval suite: the held-out sets every new version is scored on."""
         return self.registry.suite(name)

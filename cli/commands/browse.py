@@ -55,21 +55,9 @@ def lineage(settings: Settings, name: str, as_json: bool) -> None:
     thousands of versions, deeper than nested JSON can go)."""
     registry = settings.open_registry()
     if as_json:
-        print_json(
-            [
-                {
-                    "ref": v.ref,
-                    "kind": v.kind,
-                    "parent": v.parent,
-                    "inputs": [i.model_dump() for i in v.inputs],
-                    "aliases": v.aliases,
-                    "current": v.is_current,
-                    "train_digest": v.train_digest,
-                    "final_loss": v.final_loss,
-                }
-                for v in registry.summaries(name)
-            ]
-        )
+        from loraledger.shapes import lineage_json
+
+        print_json(lineage_json(registry.summaries(name)))
         return
     from loraledger.cli.render import lineage_tree
 
@@ -84,7 +72,9 @@ def history(settings: Settings, name: str, as_json: bool) -> None:
     """Alias moves of NAME (promotions, rollbacks, tags): who, when, why."""
     events = settings.open_registry().history(name)
     if as_json:
-        print_json([e.model_dump(mode="json") for e in events])
+        from loraledger.shapes import history_json
+
+        print_json(history_json(events))
         return
     from loraledger.cli.render import history_table
 
@@ -99,7 +89,9 @@ def datasets(settings: Settings, name: str | None, as_json: bool) -> None:
     """Which versions used which data, in which role (train, eval, replay)."""
     uses = settings.open_registry().dataset_uses(name)
     if as_json:
-        print_json([u.model_dump(mode="json") for u in uses])
+        from loraledger.shapes import datasets_json
+
+        print_json(datasets_json(uses))
         return
     from loraledger.cli.render import datasets_table
 
@@ -118,7 +110,9 @@ def diff(settings: Settings, a: str, b: str, everything: bool, as_json: bool) ->
     left, right = registry.resolve(a).ref, registry.resolve(b).ref
     differences = registry.diff(left, right, everything=everything)
     if as_json:
-        print_json({key: {left: a_value, right: b_value} for key, (a_value, b_value) in differences.items()})
+        from loraledger.shapes import diff_json
+
+        print_json(diff_json(left, right, differences))
         return
     if not differences:
         out().print(f"{left} and {right} record the same settings, data and scores")

@@ -23,6 +23,7 @@ def seed_version(
     promote: bool = True,
     base: BaseModelRecord = BASE,
     weights_file: str = "adapter_model.safetensors",
+    note: str | None = None,
 ) -> VersionRecord:
     """Store an adapter folder holding ``weights`` and a dataset of ``rows``, then register them."""
     with tempfile.TemporaryDirectory(prefix="loraledger-seed-") as scratch:
@@ -40,6 +41,7 @@ def seed_version(
             base=base,
             artifact_digest=artifact,
             datasets=[NewDatasetUse(dataset=dataset, role="train", rows=len(lines))],
+            note=note,
         ),
         promote=promote,
     )
