@@ -27,6 +27,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=24)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--eval-docs", type=int, default=4)
+    parser.add_argument("--batch-tokens", type=int, default=2048)
+    parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--json", type=Path, default=REPO / "build" / "benchmarks" / "bf16_parity.json")
     args = parser.parse_args()
 
@@ -48,6 +50,7 @@ def main() -> None:
     held = [json.loads(line) for line in (SAMPLES / "legal" / "update-1-eval.jsonl").read_text().splitlines()]
     held = held[: args.eval_docs]
     results: dict[str, Any] = {"base": args.base, "native_bf16": native, "rows": len(train_rows)}
+    results |= {"max_length": args.max_length, "batch_tokens": args.batch_tokens, "epochs": args.epochs}
     if not native:  # force the autocast path: what a CPU with native bf16 would compute
         models.cpu_bf16 = lambda: "emulated"  # type: ignore[assignment]
     spec = EvalSpec(max_length=args.max_length, stride=args.max_length // 2)
@@ -58,9 +61,9 @@ def main() -> None:
                 lora=LoraSpec(r=16, alpha=32, target_modules=["q_proj", "v_proj"]),
                 training=TrainSpec(
                     max_length=args.max_length,
-                    batch_tokens=2048,
+                    batch_tokens=args.batch_tokens,
                     learning_rate=1e-3,
-                    epochs=1,
+                    epochs=args.epochs,
                     precision=precision,  # type: ignore[arg-type]
                 ),
                 records=train_rows,

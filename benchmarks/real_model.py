@@ -33,7 +33,7 @@ SAMPLES = REPO / "trainer" / "samples"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MAX_LENGTH = 256
 CHUNK_CHARS = 600  # about 130 SmolLM2 tokens of legal text
-SIZES = {"full": {"rows": 40, "eval_docs": 4}, "quick": {"rows": 6, "eval_docs": 1}}
+SIZES = {"full": {"rows": 24, "eval_docs": 3}, "quick": {"rows": 6, "eval_docs": 1}}
 TARGETS = {"bf16_speedup": 1.8, "bf16_nll_tolerance": 0.01}
 
 

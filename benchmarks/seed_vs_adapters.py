@@ -72,6 +72,9 @@ EPOCHS = 1
 SEED = 42
 
 SHORT_TOKENS = 100  # chunk length of the short dataset
+# --quick scores every adapter on the first documents of the eval file only: with the TRL peers a quick
+# session has ten adapters, and scoring all 40 documents each took over ten minutes on a loaded machine.
+QUICK_EVAL_DOCS = 6
 SIZES = {  # (short chunks, long documents): full run and --quick smoke run
     "full": (384, None),
     "quick": (24, 2),
@@ -421,6 +424,7 @@ def score_worker(job: dict[str, Any]) -> None:
     from loraledger.trainer.evaluate import score_sets
 
     records = [json.loads(line) for line in Path(job["eval"]).read_text().splitlines() if line.strip()]
+    records = records[: job.get("eval_docs") or len(records)]
     base = BaseSource(model_id=BASE, path=Path(job["base"]))
     scores = {}
     for key, adapter in job["adapters"].items():
@@ -477,7 +481,7 @@ def run(
                         f"{figures['tokens'] / figures['train_cpu_seconds']:,.0f} per CPU-s",
                         file=sys.stderr,
                     )
-        scores = _score(runs, base_path, work, threads, cache)
+        scores = _score(runs, base_path, work, threads, cache, QUICK_EVAL_DOCS if quick else None)
         for entry in runs:
             entry["heldout_nll"] = scores[_key(entry)]["nll"]
             del entry["adapter"]
@@ -511,10 +515,13 @@ def _key(entry: dict[str, Any]) -> str:
     return f"{entry['dataset']}-{entry['tool']}-{entry['round']}"
 
 
-def _score(runs: list[dict[str, Any]], base: Path, work: Path, threads: int, cache: Path) -> dict[str, Any]:
+def _score(
+    runs: list[dict[str, Any]], base: Path, work: Path, threads: int, cache: Path, eval_docs: int | None
+) -> dict[str, Any]:
     job = {
         "base": str(base),
         "eval": str(EVAL_FILE),
+        "eval_docs": eval_docs,
         "adapters": {"base": None} | {_key(entry): entry["adapter"] for entry in runs},
         "out": str(work / "scores.json"),
     }
@@ -655,8 +662,14 @@ def main() -> None:
         "--threads", type=int, default=1, help="Torch threads of every run (0: the library default)."
     )
     parser.add_argument("--datasets", default="short,long", help="Which datasets to run (short,long).")
+    parser.add_argument(
+        "--sizes", help="Short chunks and long documents, e.g. 96,4 (default: the full or --quick sizes)."
+    )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="Where to write the results.")
     args = parser.parse_args()
+    if args.sizes:  # a run between --quick and the full one, e.g. where the full one takes too long
+        short_count, long_count = (int(n) for n in args.sizes.split(","))
+        SIZES["quick" if args.quick else "full"] = (short_count, long_count)
     results = run(args.quick, args.rounds, args.threads, tuple(args.datasets.split(",")))
     print(render(results))
     args.json.parent.mkdir(parents=True, exist_ok=True)
