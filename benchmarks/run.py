@@ -7,6 +7,9 @@
 Sections (default: all but ``throughput``):
 
 - ``training`` (seed_vs_adapters.py): the seed recipe against ``adapters train``, short and long data;
+  with TRL's ``SFTTrainer`` (default packing and keep-every-token packing) as a second peer;
+- ``real-model`` (real_model.py): one update of SmolLM2-135M from its GGUF file: tokens/s, peak RSS,
+  held-out NLL before and after, forgetting on general text; fp32, and bf16 where the CPU has it;
 - ``eval`` (eval_cost.py): scoring a version on its default suite against training it;
 - ``registry`` (registry_scale.py): registering 1,000 versions; list, show and lineage on 10,000
   versions with 50,000 eval results;
@@ -36,8 +39,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))  # the sibling scripts import as modules
 
 DEFAULT_JSON = HERE / "results" / "latest.json"
-SECTIONS = ("training", "eval", "registry", "cold", "dashboard", "publish", "throughput")
-DEFAULT_SECTIONS = ("training", "eval", "registry", "cold", "dashboard", "publish")
+SECTIONS = ("training", "real-model", "eval", "registry", "cold", "dashboard", "publish", "throughput")
+DEFAULT_SECTIONS = ("training", "real-model", "eval", "registry", "cold", "dashboard", "publish")
 COLD_TARGET = 0.5
 Row = dict[str, str]
 
@@ -49,6 +52,12 @@ def training(args: argparse.Namespace) -> dict[str, Any]:
     import seed_vs_adapters
 
     return seed_vs_adapters.run(quick=args.quick, rounds=args.rounds, threads=args.threads)
+
+
+def real_model(args: argparse.Namespace) -> dict[str, Any]:
+    import real_model
+
+    return real_model.run(quick=args.quick, threads=args.threads)
 
 
 def eval_cost(args: argparse.Namespace) -> dict[str, Any]:
@@ -171,6 +180,68 @@ def training_rows(results: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def peer_rows(results: dict[str, Any]) -> list[Row]:
+    """Issue 15: ours against every peer of the session (seed, seed-cut, TRL's two packings)."""
+    rows = []
+    for name, summary in results["summary"].items():
+        peers = summary["peers"]
+        figures = ", ".join(
+            f"{tool} {run['tokens_per_cpu_second']:,.0f} ({run['dropped_tokens']:,} dropped, "
+            f"NLL {run['heldout_nll']:.4f}, {run['peak_rss_mb']:,.0f} MB)"
+            for tool, run in ((tool, summary[tool]) for tool in [*peers["speedup_cpu"], "ours"])
+        )
+        targets = results["peer_targets"][name]
+        rows.append(
+            row(
+                f"training {name} vs peers: real tokens per CPU-s",
+                figures + "; ours " + ", ".join(f"{r:.2f}x {t}" for t, r in peers["speedup_cpu"].items()),
+                ", ".join(f">= {target:g}x {tool}" for tool, target in targets.items())
+                + f"; 0 dropped; NLL <= best peer +{results['peer_targets']['heldout_vs_best_peer']:.0%}",
+                verdict(all(peers["checks"].values())),
+            )
+        )
+    return rows
+
+
+def real_model_rows(results: dict[str, Any]) -> list[Row]:
+    if "skipped" in results:
+        return [row("real model (SmolLM2-135M GGUF)", f"skipped: {results['skipped']}")]
+    summary, runs = results["summary"], results["runs"]
+    fp32 = runs["fp32"]
+    rows = [
+        row(
+            f"real model fp32 ({results['rows']} rows, max_length {results['max_length']})",
+            f"{fp32['tokens_per_second']:,.0f} tokens/s, {fp32['tokens_per_cpu_second']:,.0f} per CPU-s, "
+            f"peak RSS {fp32['peak_rss_mb']:,.0f} MB",
+        ),
+        row(
+            "real model: held-out NLL before -> after; general text (forgetting)",
+            f"{summary['heldout_nll_before']:.4f} -> {summary['heldout_nll_after']:.4f}; "
+            f"{summary['general_nll_before']:.4f} -> {summary['general_nll_after']:.4f} "
+            f"({summary['forgetting']:+.2%})",
+        ),
+    ]
+    target = results["targets"]["bf16_speedup"]
+    if "bf16_speedup_cpu" in summary:
+        rows.append(
+            row(
+                "real model: bf16 autocast vs fp32 (tokens per CPU-s; held-out NLL)",
+                f"{summary['bf16_speedup_cpu']:.2f}x; {summary['bf16_nll_change']:+.2%}",
+                f">= {target:g}x; within 1%",
+                verdict(summary["bf16_speedup_cpu"] >= target and abs(summary["bf16_nll_change"]) <= 0.01),
+            )
+        )
+    else:
+        rows.append(
+            row(
+                "real model: bf16 autocast vs fp32",
+                "not measured: this CPU has no native bf16",
+                f">= {target:g}x",
+            )
+        )
+    return rows
+
+
 def eval_rows(results: dict[str, Any]) -> list[Row]:
     train, evaluation, share = (
         results["train_seconds"],
@@ -277,6 +348,7 @@ def throughput_rows(results: dict[str, Any]) -> list[Row]:
 
 RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "training": training,
+    "real-model": real_model,
     "eval": eval_cost,
     "registry": registry,
     "dashboard": dashboard,
@@ -284,7 +356,8 @@ RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "throughput": throughput,
 }
 ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
-    "training": training_rows,
+    "training": lambda results: training_rows(results) + peer_rows(results),
+    "real-model": real_model_rows,
     "eval": eval_rows,
     "registry": registry_rows,
     "cold": cold_rows,

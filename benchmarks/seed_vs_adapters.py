@@ -26,6 +26,16 @@ so that its peak RSS and CPU time are its own (``os.wait4``). Per run:
 - held-out loss: mean token NLL of the trained adapter on ``legal/update-1-eval.jsonl``, scored the
   same way for both (trainer/evaluate.py: strided windows of 512, stride 256), in one scoring process.
 
+Peers beside the seed (issue 15), when TRL is installed (``pip install -e '.[bench]'``): TRL's
+``SFTTrainer`` with the same PEFT LoRA, learning rate and epochs, ``packing=True``, ``max_length=512``
+and its own defaults otherwise (8 rows per device batch), once with its default packing strategy
+(``bfd``: cuts each document at max_length) as ``trl``, once with the strategy that keeps every token
+(``bfd_split``: overflow becomes rows of its own) as ``trl-keep``; both in the precision a user would
+pick on the machine (bf16 where the CPU has native bf16, else fp32). On long documents also
+``seed-cut``: the seed recipe fed the same documents cut into 512-token rows (nothing truncated).
+Issue 15's targets: short, ours >= 2.5x ``trl`` and >= 5x the seed; long, ours >= 1.2x ``seed-cut``
+and >= 1.0x ``trl-keep``; no token dropped; held-out NLL no worse than the best peer's by over 1%.
+
 The figures of a tool are medians over its rounds. Targets (issue 8): real tokens per second at least
 3x the seed's on short samples and 1.3x on long documents, never slower in any round, no token dropped,
 held-out loss no worse than the seed's by more than 2%.
@@ -62,11 +72,34 @@ EPOCHS = 1
 SEED = 42
 
 SHORT_TOKENS = 100  # chunk length of the short dataset
+# --quick scores every adapter on the first documents of the eval file only: with the TRL peers a quick
+# session has ten adapters, and scoring all 40 documents each took over ten minutes on a loaded machine.
+QUICK_EVAL_DOCS = 6
 SIZES = {  # (short chunks, long documents): full run and --quick smoke run
     "full": (384, None),
     "quick": (24, 2),
 }
 TARGETS = {"short_speedup": 3.0, "long_speedup": 1.3, "heldout_loss_tolerance": 0.02}
+# Issue 15: ours against each peer (tokens per CPU-second), and held-out NLL against the best peer.
+PEER_TARGETS = {
+    "short": {"seed": 5.0, "trl": 2.5},
+    "long": {"seed-cut": 1.2, "trl-keep": 1.0},
+    "heldout_vs_best_peer": 0.01,
+}
+TRL_STRATEGIES = {"trl": "bfd", "trl-keep": "bfd_split"}  # TRL's default, and the one keeping every token
+
+
+def tools_for(dataset: str) -> list[str]:
+    """The runs of one round on ``dataset``, in the order they alternate."""
+    peers = list(TRL_STRATEGIES) if trl_installed() else []
+    cut = ["seed-cut"] if dataset == "long" else []
+    return ["seed", *cut, *peers, "ours"]
+
+
+def trl_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("trl") is not None
 
 
 # ---- data ----------------------------------------------------------------------------------------
@@ -154,10 +187,21 @@ def environment(threads: int, home: Path, cache: Path) -> dict[str, str]:
     return env
 
 
-def run_seed(data: Path, base_path: Path, out: Path, env: dict[str, str]) -> dict[str, Any]:
+def run_seed(
+    data: Path, base_path: Path, out: Path, env: dict[str, str], *, cut: bool = False
+) -> dict[str, Any]:
     config = out / "seed-job.json"
-    config.write_text(json.dumps({"data": str(data), "base": str(base_path), "out": str(out / "adapter")}))
+    job = {"data": str(data), "base": str(base_path), "out": str(out / "adapter"), "cut": cut}
+    config.write_text(json.dumps(job))
     result = measured([sys.executable, __file__, "--worker", "seed", str(config)], env, out / "seed.log")
+    return json.loads((out / "adapter" / "seed-result.json").read_text()) | _process(result)
+
+
+def run_trl(data: Path, base_path: Path, out: Path, env: dict[str, str], *, strategy: str) -> dict[str, Any]:
+    config = out / "trl-job.json"
+    job = {"data": str(data), "base": str(base_path), "out": str(out / "adapter"), "strategy": strategy}
+    config.write_text(json.dumps(job))
+    result = measured([sys.executable, __file__, "--worker", "trl", str(config)], env, out / "trl.log")
     return json.loads((out / "adapter" / "seed-result.json").read_text()) | _process(result)
 
 
@@ -215,7 +259,11 @@ def seed_worker(job: dict[str, str]) -> None:
         set_seed,
     )
 
+    from loraledger.trainer import models
+
     set_seed(SEED)
+    device = models.pick_device()
+    bf16 = models.compute_dtype("auto", device) == torch.bfloat16  # what a user would pick here
     tokenizer = AutoTokenizer.from_pretrained(job["base"])
     tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(job["base"], dtype=torch.float32)
@@ -231,7 +279,17 @@ def seed_worker(job: dict[str, str]) -> None:
         ),
     )
     texts = [json.loads(line)["text"] for line in Path(job["data"]).read_text().splitlines() if line.strip()]
-    encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=SEED_MAX_LENGTH)
+    if job.get("cut"):  # the documents cut into rows of 512 tokens first: nothing truncated
+        whole = tokenizer(texts, verbose=False)["input_ids"]
+        pieces = [ids[i : i + SEED_MAX_LENGTH] for ids in whole for i in range(0, len(ids), SEED_MAX_LENGTH)]
+        encoded = tokenizer.pad(
+            {"input_ids": pieces},
+            padding="max_length",
+            max_length=SEED_MAX_LENGTH,
+            return_attention_mask=True,
+        )
+    else:
+        encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=SEED_MAX_LENGTH)
     dataset = [
         {"input_ids": ids, "attention_mask": mask}
         for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"], strict=True)
@@ -252,7 +310,8 @@ def seed_worker(job: dict[str, str]) -> None:
         save_strategy="no",
         report_to=[],
         seed=SEED,
-        use_cpu=True,
+        use_cpu=device == "cpu",
+        bf16=bf16,
         disable_tqdm=True,
     )
     trainer = Trainer(
@@ -271,13 +330,89 @@ def seed_worker(job: dict[str, str]) -> None:
     result = {
         "adapter": job["out"],
         "tokens": real,
-        "trained_tokens": real - len(texts),  # the first token of a row is never a target
-        "rows_fed": len(texts),
-        "padding_share": 1 - real / (len(texts) * SEED_MAX_LENGTH),
+        "trained_tokens": real - len(dataset),  # the first token of a row is never a target
+        "rows_fed": len(dataset),
+        "padding_share": 1 - real / (len(dataset) * SEED_MAX_LENGTH),
         "steps": trainer.state.global_step,
         "train_seconds": seconds,
         "train_cpu_seconds": cpu_seconds,
         "final_train_loss": losses[-1] if losses else None,
+    }
+    (Path(job["out"]) / "seed-result.json").write_text(json.dumps(result))
+
+
+def trl_worker(job: dict[str, str]) -> None:
+    """TRL's SFTTrainer as its docs show it: a text dataset, a PEFT config, packing on."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, set_seed
+    from trl import SFTConfig, SFTTrainer
+
+    from loraledger.trainer import models
+
+    set_seed(SEED)
+    device = models.pick_device()
+    bf16 = models.compute_dtype("auto", device) == torch.bfloat16  # what a user would pick here
+    tokenizer = AutoTokenizer.from_pretrained(job["base"])
+    model = AutoModelForCausalLM.from_pretrained(job["base"], dtype=torch.float32)
+    texts = [json.loads(line)["text"] for line in Path(job["data"]).read_text().splitlines() if line.strip()]
+
+    class Timer(TrainerCallback):  # type: ignore[misc]
+        def on_train_begin(self, *args: Any, **kwargs: Any) -> None:
+            self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    timer = Timer()
+    config = SFTConfig(
+        output_dir=job["out"] + "-checkpoints",
+        packing=True,
+        packing_strategy=job["strategy"],
+        max_length=SEED_MAX_LENGTH,
+        learning_rate=LEARNING_RATE,
+        num_train_epochs=EPOCHS,
+        logging_steps=10,
+        save_strategy="no",
+        report_to=[],
+        seed=SEED,
+        use_cpu=device == "cpu",
+        bf16=bf16,
+        disable_tqdm=True,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list([{"text": text} for text in texts]),
+        processing_class=tokenizer,
+        peft_config=LoraConfig(
+            r=LORA["r"],  # type: ignore[arg-type]
+            lora_alpha=LORA["alpha"],  # type: ignore[arg-type]
+            lora_dropout=LORA["dropout"],  # type: ignore[arg-type]
+            target_modules=LORA["target_modules"],  # type: ignore[arg-type]
+            bias="none",
+            task_type="CAUSAL_LM",
+        ),
+        callbacks=[timer],
+    )
+    # Tokens TRL fed: the packed rows' lengths; tokens of the data: its own tokenization (EOS appended).
+    fed = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
+    data_tokens = sum(len(ids) + 1 for ids in tokenizer(texts, verbose=False)["input_ids"])
+    trainer.train()
+    seconds, cpu_seconds = time.perf_counter() - timer.wall, time.process_time() - timer.cpu
+    trainer.model.save_pretrained(job["out"])
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    result = {
+        "adapter": job["out"],
+        "tokens": fed,
+        "data_tokens": data_tokens,
+        "trained_tokens": fed,
+        "rows_fed": len(trainer.train_dataset),
+        "padding_share": 0.0,  # packed rows are padding-free (position ids separate the documents)
+        "steps": trainer.state.global_step,
+        "train_seconds": seconds,
+        "train_cpu_seconds": cpu_seconds,
+        "final_train_loss": losses[-1] if losses else None,
+        "precision": "bf16" if bf16 else "fp32",
+        "strategy": job["strategy"],
     }
     (Path(job["out"]) / "seed-result.json").write_text(json.dumps(result))
 
@@ -289,6 +424,7 @@ def score_worker(job: dict[str, Any]) -> None:
     from loraledger.trainer.evaluate import score_sets
 
     records = [json.loads(line) for line in Path(job["eval"]).read_text().splitlines() if line.strip()]
+    records = records[: job.get("eval_docs") or len(records)]
     base = BaseSource(model_id=BASE, path=Path(job["base"]))
     scores = {}
     for key, adapter in job["adapters"].items():
@@ -322,19 +458,22 @@ def run(
             for name, dataset in datasets.items():
                 if name not in only:
                     continue
-                for tool in ("seed", "ours"):
+                for tool in tools_for(name):
                     out = work / f"{name}-{tool}-{round_number}"
                     out.mkdir()
                     env = environment(threads, out / "home", cache)
                     started = time.strftime("%H:%M:%S")
-                    figures = (
-                        run_seed(Path(dataset["path"]), base_path, out, env)
-                        if tool == "seed"
-                        else run_ours(Path(dataset["path"]), out, env)
-                    )
+                    path = Path(dataset["path"])
+                    if tool in ("seed", "seed-cut"):
+                        figures = run_seed(path, base_path, out, env, cut=tool == "seed-cut")
+                    elif tool in TRL_STRATEGIES:
+                        figures = run_trl(path, base_path, out, env, strategy=TRL_STRATEGIES[tool])
+                    else:
+                        figures = run_ours(path, out, env)
                     figures |= {"dataset": name, "tool": tool, "round": round_number, "started": started}
                     # tokens of the data as the tool itself tokenizes it, minus those it fed to the model
-                    figures["dropped_tokens"] = dataset[f"{tool}_tokens"] - figures["tokens"]
+                    own = figures.pop("data_tokens", None) or dataset[f"{tool.split('-')[0]}_tokens"]
+                    figures["dropped_tokens"] = own - figures["tokens"]
                     runs.append(figures)
                     print(
                         f"  {name:<5} {tool:<4} round {round_number}: "
@@ -342,7 +481,7 @@ def run(
                         f"{figures['tokens'] / figures['train_cpu_seconds']:,.0f} per CPU-s",
                         file=sys.stderr,
                     )
-        scores = _score(runs, base_path, work, threads, cache)
+        scores = _score(runs, base_path, work, threads, cache, QUICK_EVAL_DOCS if quick else None)
         for entry in runs:
             entry["heldout_nll"] = scores[_key(entry)]["nll"]
             del entry["adapter"]
@@ -367,6 +506,7 @@ def run(
         "runs": runs,
         "summary": summarise(runs),
         "targets": TARGETS,
+        "peer_targets": PEER_TARGETS,
         "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()},
     }
 
@@ -375,10 +515,13 @@ def _key(entry: dict[str, Any]) -> str:
     return f"{entry['dataset']}-{entry['tool']}-{entry['round']}"
 
 
-def _score(runs: list[dict[str, Any]], base: Path, work: Path, threads: int, cache: Path) -> dict[str, Any]:
+def _score(
+    runs: list[dict[str, Any]], base: Path, work: Path, threads: int, cache: Path, eval_docs: int | None
+) -> dict[str, Any]:
     job = {
         "base": str(base),
         "eval": str(EVAL_FILE),
+        "eval_docs": eval_docs,
         "adapters": {"base": None} | {_key(entry): entry["adapter"] for entry in runs},
         "out": str(work / "scores.json"),
     }
@@ -395,7 +538,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for name in dict.fromkeys(entry["dataset"] for entry in runs):
         tools: dict[str, Any] = {}
-        for tool in ("seed", "ours"):
+        for tool in dict.fromkeys(e["tool"] for e in runs if e["dataset"] == name):
             mine = [e for e in runs if e["dataset"] == name and e["tool"] == tool]
             tools[tool] = {
                 "tokens": mine[0]["tokens"],
@@ -428,8 +571,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         speedup_cpu = ours["tokens_per_cpu_second"] / seed["tokens_per_cpu_second"]
         loss_change = ours["heldout_nll"] / seed["heldout_nll"] - 1
         summary[name] = {
-            "seed": seed,
-            "ours": ours,
+            **tools,
             "speedup": speedup,
             "speedup_cpu": speedup_cpu,
             "speedup_per_round": [{"wall": wall, "cpu": cpu} for wall, cpu in per_round],
@@ -443,7 +585,31 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 <= TARGETS["heldout_loss_tolerance"],
             },
         }
+        summary[name]["peers"] = _against_peers(name, tools)
     return summary
+
+
+def _against_peers(name: str, tools: dict[str, Any]) -> dict[str, Any]:
+    """Issue 15's comparison: ours per CPU-second against each peer, and held-out NLL against the
+    best peer's."""
+    ours = tools["ours"]
+    peers = {tool: figures for tool, figures in tools.items() if tool != "ours"}
+    speedups = {
+        tool: ours["tokens_per_cpu_second"] / figures["tokens_per_cpu_second"]
+        for tool, figures in peers.items()
+    }
+    best_nll = min(figures["heldout_nll"] for figures in peers.values())
+    tolerance = PEER_TARGETS["heldout_vs_best_peer"]
+    checks = {
+        f"ours >= {target:g}x {tool} (CPU time)": speedups[tool] >= target
+        for tool, target in PEER_TARGETS[name].items()  # type: ignore[union-attr]
+        if tool in speedups
+    }
+    checks["no token dropped"] = ours["dropped_tokens"] == 0
+    checks[f"held-out NLL within {tolerance:.0%} of the best peer"] = ours["heldout_nll"] <= best_nll * (
+        1 + tolerance
+    )
+    return {"speedup_cpu": speedups, "best_peer_nll": best_nll, "checks": checks}
 
 
 def render(results: dict[str, Any]) -> str:
@@ -462,7 +628,7 @@ def render(results: dict[str, Any]) -> str:
     for name, summary in results["summary"].items():
         sizes = results["datasets"][name]
         label = f"{name} ({sizes['rows']} x ~{sizes['mean_tokens']:.0f} t)"
-        for tool in ("seed", "ours"):
+        for tool in [t for t in summary if isinstance(summary[t], dict) and "tokens" in summary[t]]:
             row = summary[tool]
             lines.append(
                 f"{label if tool == 'seed' else '':<22} {tool:<9} "
@@ -476,13 +642,18 @@ def render(results: dict[str, Any]) -> str:
         )
         missed = [check for check, ok in summary["checks"].items() if not ok]
         lines.append(f"{'':<22} targets: {'all met' if not missed else 'MISSED: ' + '; '.join(missed)}")
+        peers = summary["peers"]
+        ratios = ", ".join(f"{tool} {ratio:.2f}x" for tool, ratio in peers["speedup_cpu"].items())
+        missed = [check for check, ok in peers["checks"].items() if not ok]
+        lines.append(f"{'':<22} ours per CPU-s vs: {ratios}")
+        lines.append(f"{'':<22} issue 15: {'all met' if not missed else 'MISSED: ' + '; '.join(missed)}")
     return "\n".join(lines)
 
 
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--worker":
         job = json.loads(Path(sys.argv[3]).read_text())
-        {"seed": seed_worker, "score": score_worker}[sys.argv[2]](job)
+        {"seed": seed_worker, "trl": trl_worker, "score": score_worker}[sys.argv[2]](job)
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="Tiny datasets, one round: a smoke run.")
@@ -491,8 +662,14 @@ def main() -> None:
         "--threads", type=int, default=1, help="Torch threads of every run (0: the library default)."
     )
     parser.add_argument("--datasets", default="short,long", help="Which datasets to run (short,long).")
+    parser.add_argument(
+        "--sizes", help="Short chunks and long documents, e.g. 96,4 (default: the full or --quick sizes)."
+    )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="Where to write the results.")
     args = parser.parse_args()
+    if args.sizes:  # a run between --quick and the full one, e.g. where the full one takes too long
+        short_count, long_count = (int(n) for n in args.sizes.split(","))
+        SIZES["quick" if args.quick else "full"] = (short_count, long_count)
     results = run(args.quick, args.rounds, args.threads, tuple(args.datasets.split(",")))
     print(render(results))
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -315,6 +315,8 @@ def train_summary(result: "TrainResult") -> Table:
         f"{outcome.steps} steps{resumed} in {outcome.seconds:.1f}s, {outcome.tokens_per_second:,.0f} "
         f"tokens/s, final loss {number(outcome.final_loss)}",
     )
+    if outcome.precision:
+        table.add_row("precision", outcome.precision)
     table.add_row("log", str(result.run_dir / "train.log"))
     table.add_row(
         "lora", f"r={outcome.lora.r} alpha={outcome.lora.alpha:g} on {','.join(outcome.target_modules)}"

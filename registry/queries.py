@@ -219,6 +219,7 @@ def load_versions(session: Session, where: ColumnElement[bool], *, full: bool) -
             revision=base.revision,
             config_digest=base.config_digest,
             weights_digest=base.weights_digest,
+            source_format=base.source_format,
         )
         for base in session.execute(
             select_many(
@@ -227,6 +228,7 @@ def load_versions(session: Session, where: ColumnElement[bool], *, full: bool) -
                 col(BaseModelRow.revision),
                 col(BaseModelRow.config_digest),
                 col(BaseModelRow.weights_digest),
+                col(BaseModelRow.source_format),
             ).where(col(BaseModelRow.id).in_({row.base_model_id for row in rows}))
         )
     }

@@ -39,6 +39,8 @@ class BaseModelRow(SQLModel, table=True):
     revision: str | None = Field(default=None, max_length=80)
     config_digest: str = Field(max_length=80)
     weights_digest: str | None = Field(default=None, max_length=80)
+    # 'GGUF Q4_1' for a base loaded from a GGUF file; NULL for a model folder (and rows before 0003).
+    source_format: str | None = Field(default=None, max_length=40)
 
 
 class VersionRow(SQLModel, table=True):

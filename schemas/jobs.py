@@ -20,6 +20,13 @@ class BaseSource(BaseModel):
     )
     path: Path
     revision: str | None = None
+    gguf_file: Path | None = Field(
+        None,
+        description="The GGUF file the base came from; ``path`` is then its dequantized copy in the cache.",
+    )
+    source_format: str | None = Field(
+        None, description="'GGUF <quantization>' for a GGUF base; None for a model folder."
+    )
 
 
 class TrainJob(BaseModel):
@@ -84,6 +91,9 @@ class TrainOutcome(BaseModel):
         None,
         description="CPU time of the training process over the same span as `seconds` (all threads): "
         "on a shared machine, wall time includes waiting for a core; CPU time is what training cost.",
+    )
+    precision: str = Field(
+        "", description="The compute precision the run used, in words (what --precision auto chose)."
     )
 
 

@@ -40,7 +40,14 @@ class BaseModelRecord(Record):
     revision: str | None = Field(None, description="Hub commit the weights came from, when from the Hub.")
     config_digest: str = Field(description="sha256 of the canonical model config.")
     weights_digest: str | None = Field(
-        None, description="sha256 manifest digest of the weight and vocabulary files."
+        None,
+        description="sha256 manifest digest of the weight and vocabulary files; for a GGUF base, the "
+        "sha256 of the .gguf file (weights and vocabulary in one).",
+    )
+    source_format: str | None = Field(
+        None,
+        description="How the weights were stored: 'GGUF Q4_1' (the format and its quantization) for a "
+        "GGUF file, which is dequantized to fp32 to train on; None for a transformers model folder.",
     )
 
     @property

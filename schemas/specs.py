@@ -73,7 +73,9 @@ class TrainSpec(StrictModel):
         description="Load the base in 4-bit NF4 (QLoRA, double quantization) or 8-bit via bitsandbytes.",
     )
     precision: Precision = Field(
-        "auto", description="Compute precision: auto is bf16 on a GPU that supports it, else fp32."
+        "auto",
+        description="Compute precision: auto is bf16 on a GPU that supports it and bf16 autocast on a CPU "
+        "with native bf16 (AVX512-BF16, AMX, Arm BF16), else fp32.",
     )
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
     replay: float = Field(

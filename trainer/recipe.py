@@ -48,14 +48,19 @@ def train(job: TrainJob, *, progress: Progress | None = None) -> TrainOutcome:
     device = models.pick_device()
     dtype = models.compute_dtype(spec.precision, device)
     tokenizer, padding = models.load_tokenizer(job.base, trust_remote_code=job.trust_remote_code)
+    precision = models.describe_precision(dtype, device)
     model = models.load_model(
-        job.base, quantize=spec.quantize, dtype=dtype, device=device, trust_remote_code=job.trust_remote_code
+        job.base,
+        quantize=spec.quantize,
+        dtype=models.load_dtype(dtype, device),
+        device=device,
+        trust_remote_code=job.trust_remote_code,
     )
     log.info(
         "base %s loaded on %s: %s, quantize=%s; %s",
         job.base.model_id,
         device,
-        str(dtype).removeprefix("torch."),
+        precision,
         spec.quantize,
         padding,
     )
@@ -180,6 +185,7 @@ def train(job: TrainJob, *, progress: Progress | None = None) -> TrainOutcome:
         resumed_at_step=meter.start_step if resume_from else None,
         peak_rss_mb=peak_rss_mb(),
         cpu_seconds=cpu_seconds,
+        precision=precision,
     )
 
 

@@ -2,8 +2,9 @@
 
 ``config_digest`` covers the architecture (config.json without bookkeeping keys); ``weights_digest`` is
 the manifest digest of the weight files and the files that define the vocabulary (an adapter is only
-meaningful with the token ids it was trained on). Hashing a 15 GB checkpoint takes a while, so digests
-are cached by (path, size, modification time) under the home's cache folder.
+meaningful with the token ids it was trained on); a GGUF base is fingerprinted by its file instead.
+Hashing a 15 GB checkpoint takes a while, so digests are cached by (path, size, modification time) under
+the home's cache folder.
 """
 
 import json
@@ -22,6 +23,8 @@ VOCABULARY_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "merges.t
 
 
 def fingerprint(source: BaseSource, cache_dir: Path) -> BaseModelRecord:
+    if source.gguf_file is not None:
+        return _gguf_fingerprint(source, cache_dir)
     try:
         config = json.loads((source.path / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -38,6 +41,24 @@ def fingerprint(source: BaseSource, cache_dir: Path) -> BaseModelRecord:
         revision=source.revision,
         config_digest=config_digest(config, ignore=VOLATILE_CONFIG_KEYS),
         weights_digest=manifest_digest(weights) if weights else None,
+    )
+
+
+def _gguf_fingerprint(source: BaseSource, cache_dir: Path) -> BaseModelRecord:
+    """A GGUF base is the file: its sha256 covers weights and vocabulary, its architecture metadata
+    stands for config.json. Its dequantized copy is derived data and is not what is fingerprinted (a
+    new transformers may dequantize into a differently-worded config)."""
+    from loraledger.trainer import gguf
+
+    assert source.gguf_file is not None
+    cache = _Cache(cache_dir / "fingerprints.json")
+    digest = cache.digest(source.gguf_file)
+    cache.save()
+    return BaseModelRecord(
+        model_id=source.model_id,
+        config_digest=config_digest(gguf.source_of(source.path)["architecture"]),
+        weights_digest=digest,
+        source_format=source.source_format,
     )
 
 

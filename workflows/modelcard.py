@@ -121,6 +121,7 @@ def _base_json(base: BaseModelRecord) -> dict[str, Any]:
         "revision": base.revision,
         "config_digest": base.config_digest,
         "weights_digest": base.weights_digest,
+        **({"source_format": base.source_format} if base.source_format else {}),
     }
 
 
@@ -179,16 +180,28 @@ def _body(
         *_usage(repo_id, version, relation, base_name),
         "```",
     ]
+    if base.source_format:
+        quantization = base.source_format.removeprefix("GGUF").strip() or "unknown"
+        stored = (
+            "Its merged weights are those values plus the adapter, saved as safetensors."
+            if (relation == "merge")
+            else "Load the base the same way (transformers dequantizes a GGUF file on load)."
+        )
+        lines += [
+            "",
+            f"The base came from the GGUF file `{base_name}` (quantization {quantization}); loraledger "
+            f"dequantized it to fp32 to train on. {stored}",
+        ]
     if base.model_id.startswith("builtin:"):
         lines += ["", f"`{base.model_id}` is a small model that loraledger builds offline (`adapters demo`)."]
     lines += [
         "",
         "## Base model",
         "",
-        "| id | revision | config digest | weights digest |",
-        "| --- | --- | --- | --- |",
-        f"| `{base_name}` | {base.revision or '-'} | `{base.config_digest}` "
-        f"| `{base.weights_digest or '-'}` |",
+        "| id | revision | format | config digest | weights digest |",
+        "| --- | --- | --- | --- | --- |",
+        f"| `{base_name}` | {base.revision or '-'} | {base.source_format or '-'} "
+        f"| `{base.config_digest}` | `{base.weights_digest or '-'}` |",
         "",
         "## Lineage",
         "",
@@ -242,7 +255,9 @@ def _usage(repo_id: str, version: VersionRecord, relation: Relation, base_name: 
         "from peft import PeftModel",
         "from transformers import AutoModelForCausalLM",
         "",
-        f'base = AutoModelForCausalLM.from_pretrained("{base_name}")',
+        f'base = AutoModelForCausalLM.from_pretrained("{base_name}")'
+        if not base_name.lower().endswith(".gguf")
+        else f'base = AutoModelForCausalLM.from_pretrained("FOLDER", gguf_file="{base_name}")',
         f'model = PeftModel.from_pretrained(base, "{repo_id}", revision="{tag}")',
     ]
 

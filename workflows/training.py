@@ -275,6 +275,7 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
             | {
                 "replay_rows": len(replay_records),
                 "padding": outcome.padding,
+                "precision_used": outcome.precision,
                 "resumed_from": outcome.resumed_from,
                 "eval": recipe.eval.model_dump(),
             },

@@ -125,7 +125,10 @@ def build_recipe(config: Path | None, overrides: dict[str, Any]) -> tuple[Any, s
 @click.command(cls=SpecFlagsCommand)
 @click.argument("name")
 @click.option(
-    "--base", metavar="MODEL", help="Base model: builtin:tiny, a local folder or a Hub id (new adapters)."
+    "--base",
+    metavar="MODEL",
+    help="Base model: builtin:tiny, a local folder, a .gguf file (or a folder holding one) or a Hub id "
+    "(new adapters).",
 )
 @click.option("--revision", help="Hub revision (branch, tag or commit) of the base.")
 @click.option(

@@ -83,25 +83,65 @@ def test_gradient_checkpointing_trains(tmp_path: Path, base: Path, monkeypatch: 
 
 
 @pytest.mark.parametrize(
-    ("precision", "device", "bf16_supported", "expected"),
+    ("precision", "device", "bf16_supported", "cpu_bf16", "expected"),
     [
-        ("auto", "cpu", True, torch.float32),  # CPU trains in fp32 whatever it supports
-        ("auto", "cuda:0", True, torch.bfloat16),
-        ("auto", "cuda:0", False, torch.float32),  # e.g. a V100: no bf16, and fp16 is asked for by name
-        ("fp16", "cuda:1", False, torch.float16),
-        ("fp32", "cuda:0", True, torch.float32),
+        ("auto", "cpu", True, None, torch.float32),  # no native bf16 on this CPU: fp32
+        ("auto", "cpu", False, "AVX512-BF16", torch.bfloat16),  # native: bf16 autocast
+        ("bf16", "cpu", False, "AMX-BF16", torch.bfloat16),
+        ("fp32", "cpu", False, "AMX-BF16", torch.float32),
+        ("auto", "cuda:0", True, None, torch.bfloat16),
+        ("auto", "cuda:0", False, "AVX512-BF16", torch.float32),  # e.g. a V100: fp16 is asked for by name
+        ("fp16", "cuda:1", False, None, torch.float16),
+        ("fp32", "cuda:0", True, None, torch.float32),
     ],
 )
 def test_the_compute_precision_follows_the_device(
-    monkeypatch: pytest.MonkeyPatch, precision: str, device: str, bf16_supported: bool, expected: torch.dtype
+    monkeypatch: pytest.MonkeyPatch,
+    precision: str,
+    device: str,
+    bf16_supported: bool,
+    cpu_bf16: str | None,
+    expected: torch.dtype,
 ) -> None:
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16_supported)
+    monkeypatch.setattr(models, "cpu_bf16", lambda: cpu_bf16)
     assert models.compute_dtype(precision, device) == expected
 
 
-@pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_half_precision_on_cpu_is_refused(precision: str) -> None:
+def test_bf16_on_a_cpu_without_native_support_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     from loraledger.schemas.errors import InvalidInput
 
-    with pytest.raises(InvalidInput, match=f"{precision} training needs a GPU here; use --precision fp32"):
-        models.compute_dtype(precision, "cpu")
+    monkeypatch.setattr(models, "cpu_bf16", lambda: None)
+    with pytest.raises(InvalidInput, match="bf16 on this CPU would be emulated"):
+        models.compute_dtype("bf16", "cpu")
+    with pytest.raises(InvalidInput, match="fp16 training needs a GPU"):
+        models.compute_dtype("fp16", "cpu")
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ("flags\t\t: fpu sse avx avx2 avx512f", None),
+        ("flags\t\t: fpu avx2 avx512f avx512_bf16", "AVX512-BF16"),
+        ("flags\t\t: fpu avx512_bf16 amx_bf16 amx_tile", "AMX-BF16"),
+        ("Features\t: fp asimd sve bf16 i8mm", "Arm BF16"),
+    ],
+)
+def test_native_bf16_is_read_from_the_cpu_flags(
+    monkeypatch: pytest.MonkeyPatch, flags: str, expected: str | None
+) -> None:
+    monkeypatch.setattr(models, "_cpu_flags", lambda: set(flags.partition(":")[2].split()))
+    assert models.cpu_bf16() == expected
+
+
+def test_cpu_bf16_trains_under_autocast_over_fp32_weights(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the recipe asks of the Trainer on a CPU with native bf16: fp32 weights, bf16 autocast."""
+    monkeypatch.setattr(models, "cpu_bf16", lambda: "AMX-BF16")
+    compute = models.compute_dtype("auto", "cpu")
+    assert (compute, models.load_dtype(compute, "cpu")) == (torch.bfloat16, torch.float32)
+    assert models.describe_precision(compute, "cpu") == (
+        "bf16 autocast on CPU (AMX-BF16), base, LoRA weights and optimizer state fp32"
+    )
+    assert models.load_dtype(torch.bfloat16, "cuda:0") == torch.bfloat16
