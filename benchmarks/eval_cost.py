@@ -47,7 +47,7 @@ def timed(action: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
 def run(quick: bool = False, threads: int = 1) -> dict[str, Any]:
     import torch
 
-    from loraledger.evaluation import locate_base
+    from loraledger.bases import recorded_base
     from loraledger.schemas.specs import Recipe, TrainSpec
     from loraledger.settings import Settings
     from loraledger.suites import Scorer, add_suite_file, suite_sets
@@ -84,7 +84,7 @@ def run(quick: bool = False, threads: int = 1) -> dict[str, Any]:
             result, train = timed(lambda: run_training(settings, request))
             version = result.version
             suite = suite_sets(registry, NAME)
-            scorer = Scorer(registry, version.base, lambda: locate_base(settings, version.base))
+            scorer = Scorer(registry, version.base, lambda: recorded_base(settings, version.base))
             evals, evaluation = timed(lambda: scorer.ensure_version(version, suite))
     finally:
         torch.set_num_threads(saved_threads)
