@@ -18,6 +18,7 @@ from loraledger.wording import (
     LEGEND,
     NOISE,
     SETTING_LEGEND,
+    forgetting_words,
     held_back,
     percent,
     setting_words,
@@ -119,11 +120,8 @@ def _max_forgetting(matrix: ScoreMatrix, metrics: VersionMetrics, threshold: flo
     worst = metrics.max_forgetting
     if worst is None:
         return Text("-", "dim")
-    label = matrix.eval_set(worst.digest).label
-    return Text(
-        f"{worst.forgetting:+.4f} ({percent(worst.forgetting_relative)}) on {label}",
-        colour(worst.forgetting_relative, threshold),
-    )
+    words = forgetting_words(worst, matrix.eval_set(worst.digest).label)
+    return Text(words, colour(worst.forgetting_relative, threshold))
 
 
 def _retention(metrics: VersionMetrics, threshold: float) -> Text:

@@ -141,6 +141,14 @@ class Registry:
     def exists(self, name: str) -> bool:
         return any(adapter.name == name for adapter in self.store.adapters())
 
+    def has_versions(self, name: str) -> bool:
+        """Whether NAME has a version yet (an adapter may exist with only a suite before version 1)."""
+        return bool(self.store.numbers(name))
+
+    def current_number(self, name: str) -> int | None:
+        """The number NAME's ``current`` alias points at now (None before any version is current)."""
+        return self.store.aliases(name).get("current")
+
     def max_regression(self, name: str) -> float:
         """The adapter's gate threshold (the default for an adapter not registered yet)."""
         for adapter in self.store.adapters():

@@ -130,7 +130,7 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
     registry = settings.open_registry()
 
     # 1. Parent and base. Where `current` stands now decides, at registration, whether it may move.
-    current_at_start = registry.store.aliases(request.name).get("current")
+    current_at_start = registry.current_number(request.name)
     parent = _parent(registry, request)
     # --fresh starts a new LoRA on the adapter's current base unless --base names another.
     latest = parent or (_parent(registry, replace(request, fresh=False)) if request.fresh else None)
@@ -293,7 +293,7 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
     )
     if promote and not version.is_current:
         promote = False
-        now = registry.store.aliases(request.name).get("current")
+        now = registry.current_number(request.name)
         warn(
             f"{request.name}@current moved to {now} while {version.ref} trained: {version.ref} is registered "
             f"but not made current (`adapters promote {version.ref}` if it should be)"
@@ -324,7 +324,7 @@ def _parent(registry: Registry, request: TrainRequest) -> VersionRecord | None:
         return parent
     if request.fresh:
         return None
-    if not registry.store.versions(request.name):  # none yet (a suite may exist before version 1)
+    if not registry.has_versions(request.name):  # none yet (a suite may exist before version 1)
         return None
     return registry.resolve(Ref(name=request.name))
 
