@@ -38,7 +38,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	cd /tmp && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml \
-		-p loraledger -p loraledger.schemas -p loraledger.registry -p loraledger.trainer -p loraledger.cli
+		-p loraledger
 	$(BIN)/mypy --config-file pyproject.toml tests/support
 
 bench: install

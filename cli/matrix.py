@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from loraledger.registry.forgetting import Change, Row, ScoreMatrix, UpdateForgetting, VersionMetrics
-from loraledger.schemas.errors import NotFound
+from loraledger.views import Forgetting
 from loraledger.wording import (
     LEGEND,
     NOISE,
@@ -36,14 +36,6 @@ def colour(relative: float | None, threshold: float) -> str:
     if relative < -NOISE:
         return "green"
     return "dim"
-
-
-def check_setting(matrix: ScoreMatrix, name: str, asked: str | None) -> ScoreMatrix:
-    """Refuse a --setting that none of NAME's scores was made in, naming those that exist."""
-    if asked is None or asked in matrix.settings:
-        return matrix
-    known = ", ".join(repr(s) for s in matrix.settings) or "none: nothing is scored yet"
-    raise NotFound(f"{name} has no scores in the setting {asked!r}; its settings: {known}")
 
 
 def matrix_table(matrix: ScoreMatrix, *, threshold: float, ever_current: set[int]) -> Table:
@@ -130,7 +122,8 @@ def _retention(metrics: VersionMetrics, threshold: float) -> Text:
     return Text(percent(metrics.retention_relative), colour(metrics.retention_relative, threshold))
 
 
-def matrix_view(matrix: ScoreMatrix, *, name: str, threshold: float, ever_current: set[int]) -> Group:
+def matrix_view(view: Forgetting) -> Group:
+    matrix, name, threshold, ever_current = view.matrix, view.name, view.threshold, view.ever_current
     if not matrix.rows:
         return Group(Text(f"{name} has no versions yet"))
     if not matrix.sets:
@@ -154,9 +147,8 @@ def matrix_view(matrix: ScoreMatrix, *, name: str, threshold: float, ever_curren
 # ---- JSON -----------------------------------------------------------------------------------------
 
 
-def matrix_json(
-    matrix: ScoreMatrix, *, name: str, threshold: float, ever_current: set[int]
-) -> dict[str, Any]:
+def matrix_json(view: Forgetting) -> dict[str, Any]:
+    matrix, name, threshold, ever_current = view.matrix, view.name, view.threshold, view.ever_current
     held = held_back(matrix, ever_current)
     labels = {s.digest: s.label for s in matrix.sets}
     data: dict[str, Any] = finite(

@@ -4,9 +4,10 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from loraledger.cli.matrix import colour, percent
+from loraledger.cli.matrix import colour
 from loraledger.evaluation import EvalReport
 from loraledger.schemas.records import SuiteEntry
+from loraledger.wording import percent
 
 
 def eval_table(report: EvalReport) -> Group:
