@@ -37,9 +37,11 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	# -p loraledger recurses into every subpackage (naming them too makes mypy see each twice)
 	cd /tmp && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml \
 		-p loraledger
 	$(BIN)/mypy --config-file pyproject.toml tests/support
+	$(BIN)/lint-imports --no-logo
 
 bench: install
 	$(BIN)/python benchmarks/run.py
