@@ -97,10 +97,7 @@ def _aliases(aliases: list[str]) -> Cell:
 
 
 def version_json(version: VersionRecord, *, full: bool) -> dict[str, Any]:
-    data = version.model_dump(mode="json")
-    data["ref"] = version.ref
-    data["current"] = version.is_current
-    data["train_digest"] = version.train_digest
+    data = version.to_dict()
     if not full:
         for key in ("evals", "publications"):
             data.pop(key, None)

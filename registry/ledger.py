@@ -44,6 +44,19 @@ class LineageNode:
     children: list["LineageNode"] = field(default_factory=list)
     inputs: list["LineageNode"] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The subtree as nested dicts (built without recursion: lineages can be thousands deep)."""
+        root: dict[str, Any] = {"version": self.version.to_dict(), "children": [], "inputs": []}
+        pending: list[tuple[LineageNode, dict[str, Any]]] = [(self, root)]
+        while pending:
+            node, into = pending.pop()
+            for key, nodes in (("children", node.children), ("inputs", node.inputs)):
+                for child in nodes:
+                    entry: dict[str, Any] = {"version": child.version.to_dict(), "children": [], "inputs": []}
+                    into[key].append(entry)
+                    pending.append((child, entry))
+        return root
+
 
 class Registry:
     def __init__(

@@ -55,3 +55,14 @@ def test_import_loraledger_loads_no_model_library_and_no_ui() -> None:
     assert "loraledger" in imported
     heavy = {"torch", "transformers", "peft", "click", "rich"}
     assert sorted(m for m in imported if m.split(".")[0] in heavy) == []
+
+
+def test_benchmarks_use_the_library_not_the_cli() -> None:
+    """Only the benchmarks that time the command itself (its start-up and its views) touch the CLI."""
+    times_the_command = {"registry_scale.py", "seed_vs_adapters.py", "run.py"}
+    reaching = sorted(
+        path.name
+        for path in (REPO / "benchmarks").glob("*.py")
+        if "loraledger.cli" in path.read_text() and path.name not in times_the_command
+    )
+    assert reaching == []
