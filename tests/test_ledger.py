@@ -4,11 +4,11 @@ through the real registry (tests/support/seeding.py)."""
 from pathlib import Path
 
 import pytest
+from support.seeding import seed_version
 
 import loraledger
 from loraledger import Conflict, InvalidInput, LedgerError, NotFound
 from loraledger.ledger import Ledger
-from support.seeding import seed_version
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ def test_unknown_or_invalid_recipe_keyword_is_invalid_input() -> None:
 
     with pytest.raises(InvalidInput, match="unknown training setting 'epoch'"):
         recipe_with(None, {"epoch": 2})
-    with pytest.raises(InvalidInput, match="training.epochs"):
+    with pytest.raises(InvalidInput, match=r"training\.epochs"):
         recipe_with(None, {"epochs": -1})
 
 
