@@ -40,9 +40,11 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	# -p loraledger recurses into every subpackage (naming them too makes mypy see each twice)
 	cd /tmp && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml \
-		-p loraledger -p loraledger.schemas -p loraledger.registry -p loraledger.trainer -p loraledger.cli
+		-p loraledger
 	$(BIN)/mypy --config-file pyproject.toml tests/support
+	$(BIN)/lint-imports --no-logo
 
 # The documentation site, into build/site; --strict turns every warning (a broken link, a page left out
 # of the nav, a docstring that does not render) into a failure, as tests/test_docs_site.py does in CI.

@@ -47,12 +47,11 @@ def timed(action: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
 def run(quick: bool = False, threads: int = 1) -> dict[str, Any]:
     import torch
 
-    from loraledger.evaluation import locate_base
-    from loraledger.schemas.specs import Recipe, TrainSpec
-    from loraledger.settings import Settings
-    from loraledger.suites import Scorer, add_suite_file, suite_sets
+    import loraledger
+    from loraledger.bases import recorded_base
+    from loraledger.schemas.specs import TrainSpec
+    from loraledger.suites import Scorer, suite_sets
     from loraledger.trainer.models import resolve_base
-    from loraledger.training import TrainRequest, run_training
 
     saved_threads = torch.get_num_threads()
     if threads > 0:
@@ -62,29 +61,24 @@ def run(quick: bool = False, threads: int = 1) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory(prefix="loraledger-eval-cost-") as scratch:
             home = Path(scratch)
-            settings = Settings(
-                home=home,
-                db_url=f"sqlite:///{home / 'registry.db'}",
-                store_url=str(home / "artifacts"),
+            ledger = loraledger.open(
+                home,
+                db=f"sqlite:///{home / 'registry.db'}",
+                store=str(home / "artifacts"),
                 user="bench",
-                host="bench",
-                cache_dir=cache,
+                cache=cache,
             )
-            registry = settings.open_registry()
-            add_suite_file(registry, NAME, RETENTION_FILE)
+            ledger.add_to_suite(NAME, RETENTION_FILE)
             training = TrainSpec(epochs=0.05) if quick else TrainSpec()
-            request = TrainRequest(
-                name=NAME,
-                data=[TRAIN_FILE],
-                recipe=Recipe(training=training),
-                base=BASE,
-                eval_files=[EVAL_FILE],
-                run_eval=False,
+            result, train = timed(
+                lambda: ledger.train(
+                    NAME, TRAIN_FILE, eval=EVAL_FILE, base=BASE, epochs=training.epochs, run_eval=False
+                )
             )
-            result, train = timed(lambda: run_training(settings, request))
-            version = result.version
+            version, registry, settings = result.version, ledger.registry, ledger.settings
+            # The scoring step on its own (the library's scorer, as `adapters train` runs it after training).
             suite = suite_sets(registry, NAME)
-            scorer = Scorer(registry, version.base, lambda: locate_base(settings, version.base))
+            scorer = Scorer(registry, version.base, lambda: recorded_base(settings, version.base))
             evals, evaluation = timed(lambda: scorer.ensure_version(version, suite))
     finally:
         torch.set_num_threads(saved_threads)

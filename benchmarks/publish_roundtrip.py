@@ -54,9 +54,7 @@ def run() -> dict[str, Any]:
     from support.hub_server import HubServer
     from transformers import AutoModelForCausalLM
 
-    from loraledger.combining import run_import, run_stack
-    from loraledger.publishing import run_merge, run_push
-    from loraledger.settings import Settings
+    import loraledger
     from loraledger.trainer.builtin import ensure_builtin
 
     results: dict[str, Any] = {}
@@ -65,27 +63,27 @@ def run() -> dict[str, Any]:
         cache = Path(os.environ.get("ADAPTERS_TEST_CACHE", REPO / "build" / "test-cache"))
         os.environ.update(ADAPTERS_HOME=str(work / "home"), ADAPTERS_CACHE=str(cache), ADAPTERS_USER="bench")
         base = ensure_builtin("builtin:tiny", cache / "builtin")
-        settings = Settings.load()
+        ledger = loraledger.open()
         legal = make_lora(base, work / "legal", r=4, seed=1, base_id="builtin:tiny")
         style = make_lora(
             base, work / "style", r=8, seed=2, base_id="builtin:tiny", targets=("q_proj", "v_proj", "o_proj")
         )
-        run_import(settings, "legal", str(legal))
-        run_import(settings, "style", str(style))
+        ledger.import_adapter("legal", str(legal))
+        ledger.import_adapter("style", str(style))
 
-        stacked = run_stack(settings, "both", ["legal@1", "style@1"])
+        stacked = ledger.stack("both", ["legal@1", "style@1"])
         together = PeftModel.from_pretrained(load_base(base), str(legal), adapter_name="legal")
         together.load_adapter(str(style), adapter_name="style")
         together.base_model.set_adapter(["legal", "style"])
         together.eval()
-        stacked_model = with_adapter(base, settings.open_registry().checkout("both@1", work / "both"))
+        stacked_model = with_adapter(base, ledger.checkout("both@1", work / "both"))
         results["stack_recorded_max_logit_diff"] = stacked.details["max_logit_diff"]
         results["stack_independent_max_logit_diff"] = float(
             (logits(stacked_model) - logits(together)).abs().max()
         )
 
         for dtype in ("fp32", "bf16"):
-            merged = run_merge(settings, "legal@1", work / f"merged-{dtype}", dtype=dtype)
+            merged = ledger.merge("legal@1", work / f"merged-{dtype}", dtype=dtype)
             results[f"merge_{dtype}_max_logit_diff"] = merged.details["max_logit_diff"]
             results[f"merge_{dtype}_saved_max_logit_diff"] = merged.details["saved_max_logit_diff"]
 
@@ -95,7 +93,7 @@ def run() -> dict[str, Any]:
             for kind, merged_push in (("adapter", False), ("merged", True)):
                 repo = f"bench/legal-{kind}"
                 started = time.perf_counter()
-                pushed = run_push(settings, "legal@1", repo, merged=merged_push)
+                pushed = ledger.push("legal@1", repo, merged=merged_push)
                 push_seconds = time.perf_counter() - started
                 started = time.perf_counter()
                 folder = Path(snapshot_download(repo, revision="v1", endpoint=hub.url, local_dir=work / repo))

@@ -89,65 +89,63 @@ def _run_demo(settings: Settings, *, home: Path | None, quiet: bool) -> Path:
     from loraledger.cli.output import warn
     from loraledger.cli.progress import BuildBar, TrainBar, bars
     from loraledger.cli.render import lineage_tree, train_summary, versions_table
-    from loraledger.report import write_report
-    from loraledger.suites import add_suite_file
-    from loraledger.training import Hooks, TrainRequest, TrainResult, run_training
+    from loraledger.ledger import Ledger
+    from loraledger.training import Hooks, TrainResult
 
     started = time.perf_counter()
     samples = samples_dir()
     home = home or Path(tempfile.mkdtemp(prefix="adapters-demo-"))
-    demo = replace(
-        settings,
-        home=home,
-        db_url=f"sqlite:///{home / 'registry.db'}",
-        store_url=str(home / "artifacts"),
+    ledger = Ledger(
+        replace(
+            settings,
+            home=home,
+            db_url=f"sqlite:///{home / 'registry.db'}",
+            store_url=str(home / "artifacts"),
+        )
     )
-    registry = demo.open_registry()
-    err().print(f"[bold]demo home:[/] {home}  (built-in models cached in {demo.cache_dir})")
+    err().print(f"[bold]demo home:[/] {home}  (built-in models cached in {ledger.settings.cache_dir})")
 
     out().rule("the eval suite")
     general = samples / "general" / "retention-eval.jsonl"
-    entry = add_suite_file(registry, NAME, general, label="general text")
+    entry = ledger.add_to_suite(NAME, general, label="general text")
     out().print(
         f"{NAME}: retention set {entry.label!r} ({entry.dataset.rows} held-out Python documentation "
         f"topics); every version is scored on it, and a version more than "
-        f"{registry.max_regression(NAME):.0%} worse on it than its parent does not go live"
+        f"{ledger.suite(NAME).threshold:.0%} worse on it than its parent does not go live"
     )
 
     results: list[TrainResult] = []
     for number, step in enumerate(STEPS, start=1):
         out().rule(f"{number}/{len(STEPS)} {step.title}")
-        request = TrainRequest(
-            name=NAME,
-            base="builtin:tiny",
-            data=[samples / "legal" / f"{step.stem}.jsonl"],
-            eval_files=[samples / "legal" / f"{step.stem}-eval.jsonl"],
-            replay_files=[samples / "general" / "pretrain.jsonl"] if step.replay_general else [],
-            recipe=Recipe(lora=LORA, training=step.training),
-        )
         with bars(enabled=not quiet) as progress:
             hooks = Hooks(warn=warn)
             if progress is not None:
                 hooks.stage = lambda message: err().print(f"[dim]{message}[/]")
                 hooks.build_progress = BuildBar(progress, "pre-training builtin:tiny (first use only)")
                 hooks.train_progress = TrainBar(progress, f"training {NAME}")
-            result = run_training(demo, request, hooks)
+            result = ledger.train(
+                NAME,
+                samples / "legal" / f"{step.stem}.jsonl",
+                eval=samples / "legal" / f"{step.stem}-eval.jsonl",
+                base="builtin:tiny",
+                replay_data=[samples / "general" / "pretrain.jsonl"] if step.replay_general else [],
+                recipe=Recipe(lora=LORA, training=step.training),
+                progress=hooks,
+            )
         results.append(result)
         out().print(train_summary(result))
 
     out().rule("what happened")
-    matrix = registry.score_matrix(NAME)
-    for line in story(matrix, results):
+    view = ledger.forgetting(NAME)
+    for line in story(view.matrix, results):
         out().print(line)
 
     out().rule("the registry")
-    out().print(versions_table(registry.versions(NAME)))
-    out().print(lineage_tree(NAME, registry.lineage(NAME)))
-    threshold = registry.max_regression(NAME)
-    ever_current = {e.to_version for e in registry.history(NAME) if e.alias == "current" and e.to_version}
-    out().print(matrix_view(matrix, name=NAME, threshold=threshold, ever_current=ever_current))
-    page = write_report(demo, NAME, home / "report.html")
-    plots = write_report(demo, NAME, home / "report.png")
+    out().print(versions_table(ledger.versions(NAME)))
+    out().print(lineage_tree(NAME, ledger.lineage(NAME)))
+    out().print(matrix_view(view))
+    page = ledger.report(NAME, home / "report.html")
+    plots = ledger.report(NAME, home / "report.png")
     out().print(
         f"\nregistry:  {home / 'registry.db'}\nartifacts: {home / 'artifacts'}\n"
         f"report:    {page}\nplots:     {plots}\n"

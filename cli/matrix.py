@@ -6,6 +6,7 @@ one scoring setting, which the title names; other settings are mentioned under i
 """
 
 import math
+from typing import Any
 
 from rich.console import Group
 from rich.table import Table
@@ -13,14 +14,14 @@ from rich.text import Text
 
 from loraledger.registry.forgetting import Change, Row, ScoreMatrix, VersionMetrics
 from loraledger.schemas.errors import NotFound
-
-# The JSON shapes live in the library, shared with the dashboard; re-exported for the commands.
 from loraledger.shapes import finite as finite
-from loraledger.shapes import matrix_json as matrix_json
+from loraledger.shapes import matrix_json as shape_matrix
+from loraledger.views import Forgetting
 from loraledger.wording import (
     LEGEND,
     NOISE,
     SETTING_LEGEND,
+    forgetting_words,
     held_back,
     percent,
     setting_words,
@@ -38,14 +39,6 @@ def colour(relative: float | None, threshold: float) -> str:
     if relative < -NOISE:
         return "green"
     return "dim"
-
-
-def check_setting(matrix: ScoreMatrix, name: str, asked: str | None) -> ScoreMatrix:
-    """Refuse a --setting that none of NAME's scores was made in, naming those that exist."""
-    if asked is None or asked in matrix.settings:
-        return matrix
-    known = ", ".join(repr(s) for s in matrix.settings) or "none: nothing is scored yet"
-    raise NotFound(f"{name} has no scores in the setting {asked!r}; its settings: {known}")
 
 
 def matrix_table(matrix: ScoreMatrix, *, threshold: float, ever_current: set[int]) -> Table:
@@ -122,11 +115,8 @@ def _max_forgetting(matrix: ScoreMatrix, metrics: VersionMetrics, threshold: flo
     worst = metrics.max_forgetting
     if worst is None:
         return Text("-", "dim")
-    label = matrix.eval_set(worst.digest).label
-    return Text(
-        f"{worst.forgetting:+.4f} ({percent(worst.forgetting_relative)}) on {label}",
-        colour(worst.forgetting_relative, threshold),
-    )
+    words = forgetting_words(worst, matrix.eval_set(worst.digest).label)
+    return Text(words, colour(worst.forgetting_relative, threshold))
 
 
 def _retention(metrics: VersionMetrics, threshold: float) -> Text:
@@ -135,7 +125,8 @@ def _retention(metrics: VersionMetrics, threshold: float) -> Text:
     return Text(percent(metrics.retention_relative), colour(metrics.retention_relative, threshold))
 
 
-def matrix_view(matrix: ScoreMatrix, *, name: str, threshold: float, ever_current: set[int]) -> Group:
+def matrix_view(view: Forgetting) -> Group:
+    matrix, name, threshold, ever_current = view.matrix, view.name, view.threshold, view.ever_current
     if not matrix.rows:
         return Group(Text(f"{name} has no versions yet"))
     if not matrix.sets:
@@ -154,3 +145,8 @@ def matrix_view(matrix: ScoreMatrix, *, name: str, threshold: float, ever_curren
         Text(f"gate: current moves only if no retention set or earlier update gets > {threshold:.1%} worse"),
         Text(f"{LEGEND} {SETTING_LEGEND}", style="dim"),
     )
+
+
+def matrix_json(view: Forgetting) -> dict[str, Any]:
+    """``adapters evals --json``: the library's shape (shared with the dashboard) of one view."""
+    return shape_matrix(view.matrix, name=view.name, threshold=view.threshold, ever_current=view.ever_current)

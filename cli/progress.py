@@ -1,6 +1,5 @@
 """Progress bars on stderr for long work: building a base model, training, evaluating."""
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -73,12 +72,3 @@ def bars(enabled: bool = True) -> Iterator[Progress | None]:
         return
     with _bar() as progress:
         yield progress
-
-
-class Stopwatch:
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-
-    @property
-    def seconds(self) -> float:
-        return time.perf_counter() - self.started

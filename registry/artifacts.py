@@ -20,7 +20,6 @@ import contextlib
 import errno
 import hashlib
 import os
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -459,7 +458,3 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
-
-
-def scratch_dir(prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"loraledger-{prefix}-"))

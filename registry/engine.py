@@ -18,10 +18,6 @@ BUSY_TIMEOUT_MS = 60_000
 WRITE = {"loraledger_write": True}
 
 
-def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
-
-
 def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)

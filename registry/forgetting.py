@@ -33,7 +33,7 @@ METRIC = "nll"
 
 
 @dataclass(frozen=True)
-class EvalSet:
+class MatrixColumn:
     """A column of the matrix: one dataset, by digest."""
 
     digest: str
@@ -135,7 +135,7 @@ class Row:
 
 @dataclass(frozen=True)
 class ScoreMatrix:
-    sets: list[EvalSet]
+    sets: list[MatrixColumn]
     bases: dict[str, dict[str, float]]  # base key -> digest -> NLL
     rows: list[Row] = field(default_factory=list)
     setting: str | None = None  # the scoring setting of every number in it (None: no scores at all)
@@ -145,7 +145,7 @@ class ScoreMatrix:
     def other_settings(self) -> list[str]:
         return [s for s in self.settings if s != self.setting]
 
-    def eval_set(self, digest: str) -> EvalSet:
+    def eval_set(self, digest: str) -> MatrixColumn:
         return next(s for s in self.sets if s.digest == digest)
 
     def row(self, number: int) -> Row:
@@ -183,7 +183,10 @@ def lineage(number: int, versions: Mapping[int, VersionScores]) -> list[int]:
 
 
 def version_metrics(
-    number: int, versions: Mapping[int, VersionScores], sets: Sequence[EvalSet], base: Mapping[str, float]
+    number: int,
+    versions: Mapping[int, VersionScores],
+    sets: Sequence[MatrixColumn],
+    base: Mapping[str, float],
 ) -> VersionMetrics:
     now = versions[number].scores
     updates = []
@@ -224,7 +227,7 @@ def version_metrics(
 
 def score_matrix(
     versions: Sequence[VersionScores],
-    sets: Sequence[EvalSet],
+    sets: Sequence[MatrixColumn],
     bases: Mapping[str, Mapping[str, float]],
     *,
     setting: str | None = None,
@@ -330,7 +333,7 @@ def from_records(
     results = [result for result in results if result.setting == setting]
     scores = latest_scores(results)
     sets = [
-        EvalSet(
+        MatrixColumn(
             digest=entry.dataset.digest,
             label=entry.label,
             role="update" if entry.role == "update" else "retention",
@@ -343,7 +346,7 @@ def from_records(
         if result.metric == METRIC and result.dataset_digest not in in_suite:
             in_suite.add(result.dataset_digest)
             label = result.label or result.dataset_digest.split(":")[-1][:12]
-            sets.append(EvalSet(digest=result.dataset_digest, label=label, role="extra"))
+            sets.append(MatrixColumn(digest=result.dataset_digest, label=label, role="extra"))
     bases = {key: latest_scores(found, setting=setting).get(None, {}) for key, found in base_results.items()}
     rows = []
     for version in versions:

@@ -44,6 +44,19 @@ class LineageNode:
     children: list["LineageNode"] = field(default_factory=list)
     inputs: list["LineageNode"] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The subtree as nested dicts (built without recursion: lineages can be thousands deep)."""
+        root: dict[str, Any] = {"version": self.version.to_dict(), "children": [], "inputs": []}
+        pending: list[tuple[LineageNode, dict[str, Any]]] = [(self, root)]
+        while pending:
+            node, into = pending.pop()
+            for key, nodes in (("children", node.children), ("inputs", node.inputs)):
+                for child in nodes:
+                    entry: dict[str, Any] = {"version": child.version.to_dict(), "children": [], "inputs": []}
+                    into[key].append(entry)
+                    pending.append((child, entry))
+        return root
+
 
 class Registry:
     def __init__(
@@ -140,6 +153,14 @@ class Registry:
 
     def exists(self, name: str) -> bool:
         return any(adapter.name == name for adapter in self.store.adapters())
+
+    def has_versions(self, name: str) -> bool:
+        """Whether NAME has a version yet (an adapter may exist with only a suite before version 1)."""
+        return bool(self.store.numbers(name))
+
+    def current_number(self, name: str) -> int | None:
+        """The number NAME's ``current`` alias points at now (None before any version is current)."""
+        return self.store.aliases(name).get("current")
 
     def max_regression(self, name: str) -> float:
         """The adapter's gate threshold (the default for an adapter not registered yet)."""

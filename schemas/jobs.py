@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from loraledger.schemas.specs import EvalSpec, LoraSpec, TrainSpec
+from loraledger.schemas.specs import LoraSpec, TrainSpec
 
 
 class BaseSource(BaseModel):
@@ -101,10 +101,3 @@ class EvalScore(BaseModel):
     nll: float = Field(description="Mean negative log-likelihood per scored token (nats).")
     perplexity: float
     tokens: int
-
-
-class EvalJob(BaseModel):
-    base: BaseSource
-    adapter: Path | None = None
-    spec: EvalSpec = Field(default_factory=EvalSpec)
-    quantize: str = "none"

@@ -26,6 +26,10 @@ class Record(BaseModel):
     # two of these models, and building them all cost `adapters list` a fifth of its start-up.
     model_config = ConfigDict(frozen=True, defer_build=True)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (datetimes as ISO text): what ``--json`` prints is built from these."""
+        return self.model_dump(mode="json")
+
 
 class _Incoming(BaseModel):
     """What the registry receives (built on first use too: only writes need these)."""
@@ -152,6 +156,13 @@ class VersionRecord(Record):
     def is_current(self) -> bool:
         return "current" in self.aliases
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, plus ``ref``, ``current`` and ``train_digest`` (what ``adapters show --json``
+        prints)."""
+        data = super().to_dict()
+        data.update(ref=self.ref, current=self.is_current, train_digest=self.train_digest)
+        return data
+
     @property
     def train_digest(self) -> str | None:
         """Digest of the (first) training dataset, the one the listing shows."""
@@ -200,6 +211,12 @@ class VersionSummary(Record):
     @property
     def is_current(self) -> bool:
         return "current" in self.aliases
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, plus ``ref`` and ``current``."""
+        data = super().to_dict()
+        data.update(ref=self.ref, current=self.is_current)
+        return data
 
 
 class AliasEvent(Record):

@@ -126,10 +126,6 @@ def check_vocabulary(source: BaseSource, tokens: int) -> None:
         )
 
 
-def weight_files(path: Path) -> list[Path]:
-    return sorted(p for p in path.iterdir() if p.suffix == ".safetensors" or p.suffix in PICKLE_SUFFIXES)
-
-
 def pick_device() -> str:
     """This process's device: under a data-parallel launch each worker takes the GPU of its local rank
     (from the start, so that no worker first loads its copy of the base onto GPU 0)."""

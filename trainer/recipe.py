@@ -11,6 +11,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from loraledger.schemas.errors import Conflict
-from loraledger.schemas.jobs import TrainJob, TrainOutcome
+from loraledger.schemas.jobs import DataStats, TrainJob, TrainOutcome
 from loraledger.schemas.specs import LoraSpec
 from loraledger.trainer import adapterfiles, data, models
 from loraledger.trainer.versions import library_versions, peak_rss_mb
@@ -41,10 +42,39 @@ log = logging.getLogger("loraledger.trainer")
 
 
 def train(job: TrainJob, *, progress: Progress | None = None) -> TrainOutcome:
-    spec = job.training
-    set_seed(spec.seed)
+    set_seed(job.training.seed)
+    setup = _set_up(job)
+    dataset, stats = _prepare_data(job, setup.tokenizer)
+    fit = _fit(job, setup, dataset, stats, progress)
+    return _save(job, setup, stats, fit)
 
-    # 1. Set up: tokenizer, base model (quantized if asked), LoRA on top.
+
+@dataclass
+class _Setup:
+    """The model ready to train: LoRA attached (or continued) on the base, and the base's tokenizer."""
+
+    model: PeftModel
+    lora: LoraSpec
+    tokenizer: Any
+    padding: str  # how the tokenizer pads (recorded with the version)
+    device: str
+    dtype: torch.dtype
+    trainable: int
+    precision: str  # what the run computed in, in words (recorded with the version)
+
+
+@dataclass
+class _Fit:
+    trainer: Trainer
+    meter: "_Meter"
+    resumed_from: Path | None
+    seconds: float
+    cpu_seconds: float
+
+
+def _set_up(job: TrainJob) -> _Setup:
+    """1. Tokenizer, base model (quantized if asked), LoRA on top."""
+    spec = job.training
     device = models.pick_device()
     dtype = models.compute_dtype(spec.precision, device)
     tokenizer, padding = models.load_tokenizer(job.base, trust_remote_code=job.trust_remote_code)
@@ -85,8 +115,12 @@ def train(job: TrainJob, *, progress: Progress | None = None) -> TrainOutcome:
         f"{trainable:,}",
         "continuing the parent adapter" if job.parent_adapter else "fresh",
     )
+    return _Setup(peft_model, lora, tokenizer, padding, device, dtype, trainable, precision)
 
-    # 2. Data: tokenize, window, pack.
+
+def _prepare_data(job: TrainJob, tokenizer: Any) -> tuple[data.PackedDataset, DataStats]:
+    """2. Data: tokenize, window, pack."""
+    spec = job.training
     dataset, stats = data.prepare(
         job.records,
         tokenizer,
@@ -110,8 +144,14 @@ def train(job: TrainJob, *, progress: Progress | None = None) -> TrainOutcome:
         stats.micro_batches,
         100 * stats.padding_share,
     )
+    return dataset, stats
 
-    # 3. Fit.
+
+def _fit(
+    job: TrainJob, setup: _Setup, dataset: data.PackedDataset, stats: DataStats, progress: Progress | None
+) -> _Fit:
+    """3. Fit, from the last complete checkpoint with --resume."""
+    spec = job.training
     args = TrainingArguments(
         output_dir=str(job.checkpoint_dir),
         per_device_train_batch_size=1,  # each dataset item is already a packed micro-batch
@@ -124,9 +164,9 @@ def train(job: TrainJob, *, progress: Progress | None = None) -> TrainOutcome:
         max_grad_norm=spec.max_grad_norm,
         seed=spec.seed,
         data_seed=spec.seed,
-        bf16=dtype == torch.bfloat16,
-        fp16=dtype == torch.float16,
-        use_cpu=device == "cpu",
+        bf16=setup.dtype == torch.bfloat16,
+        fp16=setup.dtype == torch.float16,
+        use_cpu=setup.device == "cpu",
         logging_steps=1,
         save_strategy="steps",
         save_steps=spec.checkpoint_steps,
@@ -139,10 +179,10 @@ def train(job: TrainJob, *, progress: Progress | None = None) -> TrainOutcome:
     )
     meter = _Meter(progress, tokens_per_epoch=stats.tokens)
     trainer = Trainer(
-        model=peft_model,
+        model=setup.model,
         args=args,
         train_dataset=dataset,
-        data_collator=data.Collator(tokenizer.pad_token_id),
+        data_collator=data.Collator(setup.tokenizer.pad_token_id),
         callbacks=[meter],
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout, where data goes
@@ -150,11 +190,14 @@ def train(job: TrainJob, *, progress: Progress | None = None) -> TrainOutcome:
     if resume_from is not None:
         log.info("resuming from %s", resume_from)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    seconds, cpu_seconds = meter.seconds(), meter.cpu_seconds()
+    return _Fit(trainer, meter, resume_from, meter.seconds(), meter.cpu_seconds())
 
-    # 4. Save (main process only) the adapter, with its resolved recipe beside it.
+
+def _save(job: TrainJob, setup: _Setup, stats: DataStats, fit: _Fit) -> TrainOutcome:
+    """4. Save (main process only) the adapter, with its resolved recipe beside it; report the numbers."""
+    spec, trainer, meter, seconds = job.training, fit.trainer, fit.meter, fit.seconds
     if trainer.is_world_process_zero():
-        save_adapter(peft_model, job.output_dir, job=job, lora=lora, padding=padding)
+        save_adapter(setup.model, job.output_dir, job=job, lora=setup.lora, padding=setup.padding)
     trainer.accelerator.wait_for_everyone()
     step = trainer.state.global_step
     tokens_seen = meter.tokens(step, trainer.state.max_steps, spec.epochs) - meter.tokens(
@@ -176,16 +219,16 @@ def train(job: TrainJob, *, progress: Progress | None = None) -> TrainOutcome:
         seconds=seconds,
         tokens_per_second=tokens_seen / seconds if seconds > 0 else 0.0,
         data=stats,
-        trainable_parameters=trainable,
-        target_modules=sorted(lora.target_modules or []),
-        lora=lora,
+        trainable_parameters=setup.trainable,
+        target_modules=sorted(setup.lora.target_modules or []),
+        lora=setup.lora,
         libraries=library_versions(),
-        padding=padding,
-        resumed_from=resume_from.name if resume_from else None,
-        resumed_at_step=meter.start_step if resume_from else None,
+        padding=setup.padding,
+        resumed_from=fit.resumed_from.name if fit.resumed_from else None,
+        resumed_at_step=meter.start_step if fit.resumed_from else None,
         peak_rss_mb=peak_rss_mb(),
-        cpu_seconds=cpu_seconds,
-        precision=precision,
+        cpu_seconds=fit.cpu_seconds,
+        precision=setup.precision,
     )
 
 

@@ -7,12 +7,14 @@ from loraledger.schemas.records import BaseModelRecord
 from loraledger.settings import Settings
 
 
-def recorded_base(settings: Settings, base: BaseModelRecord) -> BaseSource:
+def recorded_base(settings: Settings, base: BaseModelRecord, *, allow_pickle: bool = False) -> BaseSource:
     """A local folder holding ``base``; refuses one whose weights no longer match the record (a
     rebuilt built-in, an edited local folder, a Hub revision that moved)."""
     from loraledger.trainer.models import resolve_base
 
-    source = resolve_base(base.model_id, cache_dir=settings.cache_dir, revision=base.revision)
+    source = resolve_base(
+        base.model_id, cache_dir=settings.cache_dir, revision=base.revision, allow_pickle=allow_pickle
+    )
     found = fingerprint(source, settings.cache_dir)
     if not found.same_model(base):
         raise Conflict(

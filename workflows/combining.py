@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from loraledger.bases import recorded_base
-from loraledger.registry import Registry
 from loraledger.schemas.errors import InvalidInput, NotFound
 from loraledger.schemas.names import check_name
 from loraledger.schemas.records import NewVersion, VersionKind, VersionRecord
@@ -49,10 +48,6 @@ def stack_kind(method: str) -> VersionKind:
     return "stack" if method == "cat" else "merge"
 
 
-def _has_versions(registry: Registry, name: str) -> bool:
-    return bool(registry.store.numbers(name))
-
-
 def run_stack(
     settings: Settings,
     name: str,
@@ -79,7 +74,7 @@ def run_stack(
                 f"{base.model_id} (or other weights of it): stacked adapters must share one base"
             )
     registry.check_base(name, base)
-    first = not _has_versions(registry, name)
+    first = not registry.has_versions(name)
 
     with tempfile.TemporaryDirectory(prefix="loraledger-stack-") as scratch:
         folders = [
@@ -133,7 +128,7 @@ def run_import(
 
     check_name(name, "adapter name")
     registry = settings.open_registry()
-    first = not _has_versions(registry, name)
+    first = not registry.has_versions(name)
     warnings: list[str] = []
     with tempfile.TemporaryDirectory(prefix="loraledger-import-") as scratch:
         folder, origin = _fetch(source, revision, Path(scratch) / "download", stage)

@@ -14,17 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from loraledger.fingerprints import fingerprint
+from loraledger.bases import recorded_base
 from loraledger.registry import Registry
 from loraledger.registry.forgetting import latest_scores
-from loraledger.schemas.errors import Conflict, InvalidInput
-from loraledger.schemas.jobs import BaseSource
+from loraledger.schemas.errors import InvalidInput
 from loraledger.schemas.names import Ref
-from loraledger.schemas.records import BaseModelRecord, EvalResult, NewEval, VersionRecord
+from loraledger.schemas.records import EvalResult, NewEval, VersionRecord
 from loraledger.settings import Settings
 from loraledger.suites import (
-    EvalSet,
     Scorer,
+    ScoringSet,
     base_scores,
     check_adapter_folder,
     suite_sets,
@@ -78,22 +77,6 @@ def resolve_target(registry: Registry, text: str) -> Target:
     return Target(registry.resolve(ref), base_only=False)
 
 
-def locate_base(settings: Settings, base: BaseModelRecord, *, allow_pickle: bool = False) -> BaseSource:
-    """The base model recorded on a version, on this machine, checked to be the very same weights."""
-    from loraledger.trainer.models import resolve_base
-
-    source = resolve_base(
-        base.model_id, cache_dir=settings.cache_dir, revision=base.revision, allow_pickle=allow_pickle
-    )
-    found = fingerprint(source, settings.cache_dir)
-    if not base.same_model(found):
-        raise Conflict(
-            f"the base {base.model_id} on this machine is not the one recorded "
-            f"(weights {found.weights_digest or found.revision} vs {base.weights_digest or base.revision})"
-        )
-    return source
-
-
 def evaluate(
     settings: Settings,
     target_ref: str,
@@ -115,7 +98,7 @@ def evaluate(
     target = resolve_target(registry, target_ref)
     suite = suite_sets(registry, target.version.name)
     if files:
-        sets: dict[str, EvalSet] = {}
+        sets: dict[str, ScoringSet] = {}
         for path in files:
             loaded = read_records(path)
             dataset = registry.store_dataset(
@@ -123,7 +106,7 @@ def evaluate(
             )
             known = suite.get(dataset.digest)
             name = label or (known.label if known else Path(loaded.source).stem or "eval")
-            sets[dataset.digest] = EvalSet(name, dataset, known.role if known else "extra")
+            sets[dataset.digest] = ScoringSet(name, dataset, known.role if known else "extra")
     else:
         sets = suite
         if not sets:
@@ -137,7 +120,7 @@ def evaluate(
     scorer = Scorer(
         registry,
         target.version.base,
-        lambda: locate_base(settings, target.version.base),
+        lambda: recorded_base(settings, target.version.base),
         stage=stage,
         **options,
     )
@@ -186,7 +169,7 @@ def evaluate_lm_eval(
         raise InvalidInput("--lm-eval takes a comma-separated list of task names, e.g. hellaswag,arc_easy")
     registry = settings.open_registry()
     target = resolve_target(registry, target_ref)
-    source = locate_base(settings, target.version.base)
+    source = recorded_base(settings, target.version.base)
     stage(f"running lm-evaluation-harness on {target.title}: {', '.join(tasks)}")
     with tempfile.TemporaryDirectory(prefix="loraledger-lm-eval-") as scratch:
         adapter = None

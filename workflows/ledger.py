@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from loraledger.evaluation import EvalReport
     from loraledger.loading import LoadedVersion
     from loraledger.publishing import ExportResult, MergeResult, PushResult
-    from loraledger.registry import LineageNode, Registry
+    from loraledger.registry import GarbageReport, LineageNode, Registry
     from loraledger.registry.forgetting import ScoreMatrix
     from loraledger.registry.integrity import VerifyReport
     from loraledger.schemas.records import (
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     )
     from loraledger.schemas.specs import Recipe
     from loraledger.training import Hooks, TrainResult
+    from loraledger.views import Forgetting, SchemaStatus, Suite, VersionDiff
 
 PathLike = str | Path
 Stage = Callable[[str], None]
@@ -93,7 +94,7 @@ class Ledger:
 
     def score_matrix(self, name: str, *, setting: str | None = None) -> "ScoreMatrix":
         """Versions x eval sets in one scoring setting, with changes against parent and base, backward
-        transfer and forgetting: what ``adapters evals`` and the report show."""
+        transfer and forgetting (default: the setting of the most recent score)."""
         return self.registry.score_matrix(name, setting=setting)
 
     def threshold(self, name: str) -> float:
@@ -101,21 +102,87 @@ class Ledger:
         held back (what ``adapters suite threshold`` sets)."""
         return self.registry.max_regression(name)
 
-    def suite(self, name: str) -> list["SuiteEntry"]:
-        """NAME's eval suite: the held-out sets every new version is scored on."""
-        return self.registry.suite(name)
+    def forgetting(self, name: str, *, setting: str | None = None) -> "Forgetting":
+        """What ``adapters evals`` shows: the score matrix, the gate's threshold and which versions
+        were ever current. A ``setting`` none of NAME's scores was made in is refused (NotFound)."""
+        from loraledger.errors import NotFound
+        from loraledger.views import Forgetting
+
+        matrix = self.registry.score_matrix(name, setting=setting)
+        if setting is not None and setting not in matrix.settings:
+            known = ", ".join(repr(s) for s in matrix.settings) or "none: nothing is scored yet"
+            raise NotFound(f"{name} has no scores in the setting {setting!r}; its settings: {known}")
+        ever_current = {
+            event.to_version
+            for event in self.registry.history(name)
+            if event.alias == "current" and event.to_version
+        }
+        return Forgetting(name, matrix, self.registry.max_regression(name), ever_current)
+
+    def suite(self, name: str) -> "Suite":
+        """NAME's eval suite (iterate it: the held-out sets every new version is scored on), the gate's
+        threshold, and the scoring setting of NAME's latest scores."""
+        from loraledger.registry.forgetting import newest_setting
+        from loraledger.views import Suite
+
+        return Suite(
+            name,
+            self.registry.suite(name),
+            self.registry.max_regression(name),
+            newest_setting(self.registry.eval_results(name)),
+        )
 
     def datasets(self, name: str | None = None) -> list["DatasetUse"]:
         """Which versions used which data, in which role."""
         return self.registry.dataset_uses(name)
 
-    def diff(self, a: str, b: str, *, everything: bool = False) -> dict[str, tuple[Any, Any]]:
-        """What differs between two versions' records (hyperparameters, data, base, scores)."""
-        return self.registry.diff(a, b, everything=everything)
+    def diff(self, a: str, b: str, *, everything: bool = False) -> "VersionDiff":
+        """What differs between two versions' records (hyperparameters, data, base, scores); with
+        ``everything``, every field."""
+        from loraledger.views import VersionDiff
+
+        left, right = self.registry.resolve(a).ref, self.registry.resolve(b).ref
+        return VersionDiff(left, right, self.registry.diff(left, right, everything=everything))
 
     def verify(self, ref: str | None = None) -> "VerifyReport":
         """Re-derive every stored digest (of ``ref``, or of the whole registry)."""
         return self.registry.verify(ref)
+
+    def garbage(self, *, min_age_seconds: float = 0.0, delete: bool = False) -> "GarbageReport":
+        """Stored objects no version or dataset refers to (left by crashed or refused runs), sparing
+        those younger than ``min_age_seconds``; with ``delete``, remove them."""
+        if delete:
+            return self.registry.collect_garbage(min_age_seconds=min_age_seconds)
+        return self.registry.garbage(min_age_seconds=min_age_seconds)
+
+    # ---- the database schema ------------------------------------------------------------------
+    # These use the database URL alone: a PostgreSQL registry behind the code's schema cannot be
+    # opened (``registry`` refuses it) until it is upgraded.
+
+    def upgrade_schema(self) -> tuple[str | None, str]:
+        """Migrate the database to this version's schema: (revision before, revision after)."""
+        from loraledger.registry.engine import make_engine
+        from loraledger.registry.migrate import upgrade
+
+        engine = make_engine(self.settings.db_url)
+        try:
+            return upgrade(engine)
+        finally:
+            engine.dispose()
+
+    def schema_status(self) -> "SchemaStatus":
+        """The database URL (password hidden) and its schema revision against the code's."""
+        from loraledger.registry.engine import make_engine
+        from loraledger.registry.migrate import HEAD, current_revision
+        from loraledger.views import SchemaStatus
+
+        engine = make_engine(self.settings.db_url)
+        try:
+            with engine.connect() as connection:
+                revision = current_revision(connection)
+        finally:
+            engine.dispose()
+        return SchemaStatus(engine.url.render_as_string(hide_password=True), revision, HEAD)
 
     # ---- moving aliases -----------------------------------------------------------------------
 
@@ -134,9 +201,20 @@ class Ledger:
             return self.registry.remove_alias(ref.partition("@")[0], alias, reason=reason)
         return self.registry.set_alias(ref, alias, reason=reason)
 
-    def set_threshold(self, name: str, value: float) -> None:
-        """The forgetting gate's threshold for NAME: the largest relative NLL rise allowed."""
+    def set_threshold(self, name: str, value: float) -> float:
+        """Set the forgetting gate's threshold for NAME (the largest relative NLL rise allowed on its
+        retention sets and earlier updates, 0.05 = 5%); returns the threshold it replaces."""
+        import math
+
+        from loraledger.errors import InvalidInput
+
+        if not math.isfinite(value) or value < 0:
+            raise InvalidInput(
+                f"invalid threshold {value}: use a relative NLL increase >= 0, e.g. 0.05 for 5%"
+            )
+        before = self.registry.max_regression(name)
         self.registry.set_max_regression(name, value)
+        return before
 
     # ---- training and scoring -----------------------------------------------------------------
 
@@ -221,6 +299,17 @@ class Ledger:
             stage=stage or (lambda message: None),
         )
 
+    def evaluate_tasks(
+        self, ref: str, tasks: Sequence[str], *, limit: int | None = None, stage: Stage | None = None
+    ) -> "EvalReport":
+        """Run lm-evaluation-harness ``tasks`` on ``ref`` (needs the ``lm-eval`` extra), at most
+        ``limit`` examples each, and record every metric."""
+        from loraledger.evaluation import evaluate_lm_eval
+
+        return evaluate_lm_eval(
+            self.settings, ref, list(tasks), limit=limit, stage=stage or (lambda message: None)
+        )
+
     def add_to_suite(self, name: str, data: PathLike, *, label: str | None = None) -> "SuiteEntry":
         """Add a held-out set (e.g. general text to watch for forgetting) to NAME's eval suite."""
         from loraledger.suites import add_suite_file
@@ -273,6 +362,7 @@ class Ledger:
         revision: str | None = None,
         promote: bool = False,
         note: str | None = None,
+        stage: Stage | None = None,
     ) -> "ImportResult":
         """Register an adapter trained elsewhere (a PEFT folder or a Hub repo) as a version of ``name``."""
         from loraledger.combining import run_import
@@ -286,6 +376,7 @@ class Ledger:
             revision=revision,
             promote=promote,
             note=note,
+            stage=stage or (lambda message: None),
         )
 
     def merge(

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loraledger.evaluation import locate_base, resolve_target
+from loraledger.bases import recorded_base
+from loraledger.evaluation import resolve_target
 from loraledger.registry import Registry
 from loraledger.settings import Settings
 
@@ -33,7 +34,7 @@ def load_version(
     from loraledger.trainer.evaluate import load_for_eval
 
     target = resolve_target(registry, ref)
-    base = locate_base(settings, target.version.base)
+    base = recorded_base(settings, target.version.base)
     if target.base_only:
         model, tokenizer = load_for_eval(base, None, device=device)
         return LoadedVersion(model, tokenizer, target.version, base_only=True)

@@ -268,7 +268,7 @@ def _eval_lines(
     scores = [result for result in evals if result.metric == "nll"]
     if not scores or setting is None:
         return []
-    on_base = latest_scores(registry.store.base_evals(base), setting=setting).get(None, {})
+    on_base = latest_scores(registry.base_evals(base), setting=setting).get(None, {})
     lines = [
         "",
         "## Evaluation",

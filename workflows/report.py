@@ -20,6 +20,7 @@ from loraledger.wording import (
     LEGEND,
     NOISE,
     SETTING_LEGEND,
+    forgetting_words,
     held_back,
     percent,
     setting_words,
@@ -258,12 +259,7 @@ def html_page(matrix: ScoreMatrix, name: str, threshold: float, ever_current: se
         metrics = row.metrics
         worst = metrics.max_forgetting
         bwt = "-" if metrics.bwt is None else f"{metrics.bwt:+.4f} ({percent(metrics.bwt_relative)})"
-        forgetting = (
-            "-"
-            if worst is None
-            else f"{worst.forgetting:+.4f} ({percent(worst.forgetting_relative)}) on "
-            f"{esc(matrix.eval_set(worst.digest).label)}"
-        )
+        forgetting = esc(forgetting_words(worst, matrix.eval_set(worst.digest).label if worst else ""))
         retention = percent(metrics.retention_relative) if metrics.retention else "-"
         metric_rows.append(
             f"<tr><td>v{row.version.number}</td>"

@@ -45,7 +45,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class EvalSet:
+class ScoringSet:
     """A dataset to score, with the label its scores are recorded under."""
 
     label: str
@@ -53,12 +53,12 @@ class EvalSet:
     role: str = "extra"
 
 
-def suite_sets(registry: Registry, name: str) -> dict[str, EvalSet]:
+def suite_sets(registry: Registry, name: str) -> dict[str, ScoringSet]:
     """digest -> set, for the adapter's current suite (empty for an adapter not registered yet)."""
     if not registry.exists(name):
         return {}
     return {
-        entry.dataset.digest: EvalSet(entry.label, entry.dataset.as_new(), entry.role)
+        entry.dataset.digest: ScoringSet(entry.label, entry.dataset.as_new(), entry.role)
         for entry in registry.suite(name)
     }
 
@@ -138,7 +138,7 @@ class Scorer:
             self._setting = scoring_setting(self.quantize, self.spec, self.device, text_field=self.text_field)
         return self._setting
 
-    def score(self, adapter: Path | None, sets: Mapping[str, EvalSet]) -> list[NewEval]:
+    def score(self, adapter: Path | None, sets: Mapping[str, ScoringSet]) -> list[NewEval]:
         """Score (the base with) ``adapter`` on every set: NLL and perplexity per set."""
         from loraledger.trainer.evaluate import score_sets
 
@@ -158,7 +158,7 @@ class Scorer:
         return evals_from_scores(scores, sets, setting)
 
     def ensure_version(
-        self, version: VersionRecord, sets: Mapping[str, EvalSet], *, rescore: bool = False
+        self, version: VersionRecord, sets: Mapping[str, ScoringSet], *, rescore: bool = False
     ) -> list[NewEval]:
         """Score ``version`` on the sets it has no NLL for in this setting (all of them with
         ``rescore``)."""
@@ -175,7 +175,7 @@ class Scorer:
         self.registry.record_evals(version.ref, evals)
         return evals
 
-    def ensure_base(self, sets: Mapping[str, EvalSet], *, rescore: bool = False) -> list[NewEval]:
+    def ensure_base(self, sets: Mapping[str, ScoringSet], *, rescore: bool = False) -> list[NewEval]:
         """Score the base model on the sets it has no NLL for in this setting: once per dataset and
         setting, then cached."""
         have = {} if rescore else base_scores(self.registry, self.base, self.setting)
@@ -216,7 +216,7 @@ def check_adapter_folder(version: VersionRecord, folder: Path) -> None:
 
 
 def evals_from_scores(
-    scores: Mapping[str, EvalScore], sets: Mapping[str, EvalSet], setting: str
+    scores: Mapping[str, EvalScore], sets: Mapping[str, ScoringSet], setting: str
 ) -> list[NewEval]:
     evals = []
     for digest, score in scores.items():
@@ -252,7 +252,7 @@ def score_update(
     earlier = suite_sets(registry, name)
     sets = dict(earlier)
     for label, dataset in new_sets.items():
-        sets.setdefault(dataset.digest, EvalSet(label, dataset, "update"))
+        sets.setdefault(dataset.digest, ScoringSet(label, dataset, "update"))
     scorer = Scorer(
         registry,
         base,

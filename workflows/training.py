@@ -1,7 +1,9 @@
 """One continual update, end to end: the workflow behind ``adapters train``.
 
-    resolve parent and base -> read and digest data -> add replay rows -> train -> store the adapter
-    -> score it on the adapter's eval suite -> gate -> register (current moves only if the gate passes)
+    resolve parent, base, recipe -> read data -> draw replay rows -> load base -> train -> store data
+    -> score on the eval suite -> gate -> register (current moves only if the gate passes) -> finish
+
+``_update`` calls one function per phase, in that order; each takes what earlier phases returned.
 
 This is the one place that combines the trainer and the registry. Nothing reaches the registry until
 the adapter is saved, its artifact stored and its digest computed, so a crash at any step before
@@ -28,9 +30,16 @@ from loraledger.registry.digests import (
     canonical_records,
 )
 from loraledger.schemas.errors import Conflict, InvalidInput
-from loraledger.schemas.jobs import TrainJob, TrainOutcome
+from loraledger.schemas.jobs import BaseSource, TrainJob, TrainOutcome
 from loraledger.schemas.names import Ref, check_name
-from loraledger.schemas.records import NewDataset, NewDatasetUse, NewEval, NewVersion, VersionRecord
+from loraledger.schemas.records import (
+    BaseModelRecord,
+    NewDataset,
+    NewDatasetUse,
+    NewEval,
+    NewVersion,
+    VersionRecord,
+)
 from loraledger.schemas.specs import Recipe
 from loraledger.settings import Settings
 from loraledger.suites import Regression, gate, score_update, update_label
@@ -120,17 +129,84 @@ def run_training(settings: Settings, request: TrainRequest, hooks: Hooks | None 
 
 
 def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "RunLog") -> TrainResult:
-    warnings: list[str] = []
-
-    def warn(message: str) -> None:
-        warnings.append(message)
-        hooks.warn(message)
-
+    """The update as a sequence of phases; each returns what the later ones need. Nothing is written
+    to the registry's tables before ``_register``."""
     check_name(request.name, "adapter name")
-    registry = settings.open_registry()
+    run = _Run(settings, request, hooks, settings.open_registry())
+    plan = _resolve(run)
+    data = _read_data(run, plan)
+    replay = _replay_rows(run, plan, data)
+    _warn_retrained(run, plan, data)
+    source, base = _load_base(run, plan)
+    run_dir, outcome = _train_adapter(run, plan, data, replay, source, base, run_log)
+    uses, eval_sets = _store_data(run, data, replay, outcome)
+    evals = _score(run, plan, source, base, outcome, eval_sets)
+    regressions = _gate(run, plan, evals)
+    version, promoted = _register(run, plan, base, outcome, replay, uses, evals.results, regressions)
+    _finish(run, version, eval_sets, run_dir)
+    return TrainResult(
+        version=version,
+        outcome=outcome,
+        promoted=promoted,
+        regressions=regressions,
+        scores=evals.scores,
+        warnings=run.warnings,
+        run_dir=run_dir,
+        gated=request.run_eval and plan.parent is not None,
+        eval_setting=evals.results[0].setting if evals.results else None,
+    )
 
-    # 1. Parent and base. Where `current` stands now decides, at registration, whether it may move.
-    current_at_start = registry.store.aliases(request.name).get("current")
+
+@dataclass
+class _Run:
+    """What every phase of one update shares: its inputs, the registry, and the warnings so far."""
+
+    settings: Settings
+    request: TrainRequest
+    hooks: Hooks
+    registry: Registry
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self.hooks.warn(message)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    parent: VersionRecord | None
+    base_id: str
+    recipe: Recipe
+    # Where `current` stood at the start decides, at registration, whether it may move.
+    current_at_start: int | None
+
+
+@dataclass(frozen=True)
+class _Data:
+    train: list[Canonical]
+    eval: list[Canonical]
+    replay_files: list[Canonical]  # --replay-data: joins the lineage's pool of replayable rows
+
+
+@dataclass(frozen=True)
+class _Replay:
+    sources: list[tuple[NewDataset, list[dict[str, Any]]]]  # (dataset, the rows drawn from it)
+    records: list[dict[str, Any]]
+    # The replayed rows are part of what is trained on: the run folder's key covers them too.
+    canonical: Canonical
+
+
+@dataclass(frozen=True)
+class _Scores:
+    results: list[NewEval] = field(default_factory=list)
+    gated: dict[str, str] = field(default_factory=dict)  # digest -> label: the sets the gate compares
+    scores: dict[str, float] = field(default_factory=dict)  # label -> NLL, for the summary
+
+
+def _resolve(run: _Run) -> _Plan:
+    """1. Parent, base and recipe."""
+    request, registry = run.request, run.registry
+    current_at_start = registry.current_number(request.name)
     parent = _parent(registry, request)
     # --fresh starts a new LoRA on the adapter's current base unless --base names another.
     latest = parent or (_parent(registry, replace(request, fresh=False)) if request.fresh else None)
@@ -147,57 +223,85 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
             f"{parent.ref} was trained on {parent.base.model_id}, not {request.base}: "
             "drop --base to continue it, or pass --fresh to start over on another base"
         )
-    recipe = _recipe_for(request, parent)
+    return _Plan(parent, base_id, _recipe_for(request, parent), current_at_start)
 
-    # 2. Data: read, digest, keep a canonical copy; replay rows from the lineage.
+
+def _read_data(run: _Run, plan: _Plan) -> _Data:
+    """2. Data: read and put in canonical form (its digest and stored copy come from that form)."""
+    text_field = plan.recipe.training.text_field
+
     def read(paths: list[Path]) -> list[Canonical]:
-        return [Canonical.of(read_records(path, text_field=recipe.training.text_field)) for path in paths]
+        return [Canonical.of(read_records(path, text_field=text_field)) for path in paths]
 
-    train_data, eval_data, replay_data = (
-        read(request.data),
-        read(request.eval_files),
-        read(request.replay_files),
-    )
-    train_records = [data.records for data in train_data]
-    replay_sources = _replay(registry, parent, recipe, sum(map(len, train_records)), warn, replay_data)
-    replay_records = [row for _, rows in replay_sources for row in rows]
-    if parent:
-        seen = registry.already_trained(parent, [data.digest for data in train_data])
-        for data in train_data:
-            if data.digest in seen:
-                warn(
-                    f"{data.loaded.source} ({data.digest[:19]}) was already trained on by "
-                    f"{seen[data.digest]}, in the lineage of {parent.ref} that this update continues"
-                )
+    request = run.request
+    return _Data(read(request.data), read(request.eval_files), read(request.replay_files))
 
-    # The replayed rows are part of what is trained on: the run folder's key covers them too.
-    replayed = Canonical.of(LoadedData(records=replay_records, format="replay", source="replay", files=0))
 
-    # 3. Base model: resolve (building a built-in on first use) and fingerprint.
-    hooks.stage(f"loading base {base_id}")
+def _replay_rows(run: _Run, plan: _Plan, data: _Data) -> _Replay:
+    """3. Replay: rows drawn from the lineage's training data (and --replay-data) to mix in."""
+    train_rows = sum(len(item.lines) for item in data.train)
+    sources = _replay(run.registry, plan.parent, plan.recipe, train_rows, run.warn, data.replay_files)
+    records = [row for _, rows in sources for row in rows]
+    canonical = Canonical.of(LoadedData(records=records, format="replay", source="replay", files=0))
+    return _Replay(sources, records, canonical)
+
+
+def _warn_retrained(run: _Run, plan: _Plan, data: _Data) -> None:
+    """Data this lineage already trained on is allowed (a second epoch, say) but worth a word."""
+    parent = plan.parent
+    if not parent:
+        return
+    seen = run.registry.already_trained(parent, [item.digest for item in data.train])
+    for item in data.train:
+        if item.digest in seen:
+            run.warn(
+                f"{item.loaded.source} ({item.digest[:19]}) was already trained on by "
+                f"{seen[item.digest]}, in the lineage of {parent.ref} that this update continues"
+            )
+
+
+def _load_base(run: _Run, plan: _Plan) -> tuple[BaseSource, BaseModelRecord]:
+    """4. Base model: resolve (building a built-in on first use) and fingerprint."""
     from loraledger.trainer.models import resolve_base
 
+    settings, request, parent = run.settings, run.request, plan.parent
+    run.hooks.stage(f"loading base {plan.base_id}")
     source = resolve_base(
-        base_id,
+        plan.base_id,
         cache_dir=settings.cache_dir,
         revision=request.revision,
         allow_pickle=request.allow_pickle,
-        progress=hooks.build_progress,
+        progress=run.hooks.build_progress,
     )
     base = fingerprint(source, settings.cache_dir)
     if parent and not request.fresh and not parent.base.same_model(base):
         raise Conflict(
-            f"the base {base_id} no longer matches the one {parent.ref} was trained on "
+            f"the base {plan.base_id} no longer matches the one {parent.ref} was trained on "
             f"(weights {base.weights_digest or base.revision} vs "
             f"{parent.base.weights_digest or parent.base.revision})"
         )
+    return source, base
 
-    # 4. Train in a run folder that survives crashes (checkpoints for --resume, the log).
-    run_dir = _run_dir(settings, request, parent, base.fingerprint, [*train_data, replayed], recipe, warn)
+
+def _train_adapter(
+    run: _Run,
+    plan: _Plan,
+    data: _Data,
+    replay: _Replay,
+    source: BaseSource,
+    base: BaseModelRecord,
+    run_log: "RunLog",
+) -> tuple[Path, TrainOutcome]:
+    """5. Train in a run folder that survives crashes (checkpoints for --resume, the log)."""
+    request, parent, recipe = run.request, plan.parent, plan.recipe
+    run_dir = _run_dir(
+        run.settings, request, parent, base.fingerprint, [*data.train, replay.canonical], recipe, run.warn
+    )
     run_log.open(run_dir / "train.log")
+    train_records = [item.records for item in data.train]
     with tempfile.TemporaryDirectory(prefix="loraledger-parent-") as scratch:
         parent_dir = (
-            registry.checkout(parent.ref, Path(scratch) / "parent", allow_pickle=request.allow_pickle)
+            run.registry.checkout(parent.ref, Path(scratch) / "parent", allow_pickle=request.allow_pickle)
             if parent
             else None
         )
@@ -205,9 +309,9 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
             base=source,
             lora=recipe.lora,
             training=recipe.training,
-            records=[row for rows in train_records for row in rows] + replay_records,
-            source_rows=[len(rows) for rows in train_records] + [len(rows) for _, rows in replay_sources],
-            replay_rows=len(replay_records),
+            records=[row for rows in train_records for row in rows] + replay.records,
+            source_rows=[len(rows) for rows in train_records] + [len(rows) for _, rows in replay.sources],
+            replay_rows=len(replay.records),
             parent_adapter=parent_dir,
             output_dir=run_dir / "adapter",
             checkpoint_dir=run_dir / "checkpoints",
@@ -215,53 +319,97 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
             allow_pickle=request.allow_pickle,
             trust_remote_code=request.trust_remote_code,
         )
-        hooks.stage(f"training {request.name} ({'continuing ' + parent.ref if parent else 'fresh'})")
-        outcome = _train(job, request.num_processes, run_dir, _fault_point(hooks.train_progress))
+        run.hooks.stage(f"training {request.name} ({'continuing ' + parent.ref if parent else 'fresh'})")
+        outcome = _train(job, request.num_processes, run_dir, _fault_point(run.hooks.train_progress))
     faults.point("trained")
+    return run_dir, outcome
 
-    # 5. Store the data it saw (the eval below reads the stored copies), with the tokens of each
-    # source as the trainer counted them under this base's tokenizer.
+
+def _store_data(
+    run: _Run, data: _Data, replay: _Replay, outcome: TrainOutcome
+) -> tuple[list[NewDatasetUse], dict[str, NewDataset]]:
+    """6. Store the data it saw (scoring reads the stored copies), with the tokens of each source as
+    the trainer counted them under this base's tokenizer. Returns the uses and the eval splits by label."""
+    registry = run.registry
     counted = outcome.data.source_tokens  # train files first, then the replay sources (source_rows)
+    train_count = len(data.train)
     uses = [
         NewDatasetUse(
-            dataset=_store(registry, data, tokens=tokens), role="train", rows=len(data.lines), tokens=tokens
+            dataset=_store(registry, item, tokens=tokens), role="train", rows=len(item.lines), tokens=tokens
         )
-        for data, tokens in zip(train_data, counted[: len(train_data)], strict=True)
+        for item, tokens in zip(data.train, counted[:train_count], strict=True)
     ]
     uses += [
         NewDatasetUse(
             dataset=dataset, role="replay", rows=len(rows), tokens=tokens, label=f"replay {len(rows)} rows"
         )
-        for (dataset, rows), tokens in zip(replay_sources, counted[len(train_data) :], strict=True)
+        for (dataset, rows), tokens in zip(replay.sources, counted[train_count:], strict=True)
     ]
     eval_sets: dict[str, NewDataset] = {}
-    for data in eval_data:
-        dataset = _store(registry, data)
+    for item in data.eval:
+        dataset = _store(registry, item)
         if all(dataset.digest != known.digest for known in eval_sets.values()):  # the same split twice
-            eval_sets[update_label(registry, request.name, dataset, taken=eval_sets)] = dataset
+            eval_sets[update_label(registry, run.request.name, dataset, taken=eval_sets)] = dataset
     uses += [
         NewDatasetUse(dataset=dataset, role="eval", rows=dataset.rows, label=label)
         for label, dataset in eval_sets.items()
     ]
+    return uses, eval_sets
 
-    # 6. Score on the suite and apply the gate.
-    scores: dict[str, float] = {}
-    regressions: list[Regression] = []
-    evals: list[NewEval] = []
-    if request.run_eval:
-        hooks.stage("evaluating on the eval suite")
-        evals, gated = score_update(
-            registry, request.name, parent, source, base, outcome.adapter_dir, eval_sets, recipe, hooks.stage
-        )
-        scores = {
-            result.label or result.dataset.digest: result.value for result in evals if result.metric == "nll"
-        }
-        threshold = registry.max_regression(request.name)
-        regressions = gate(registry, parent, evals, gated, threshold) if parent else []
+
+def _score(
+    run: _Run,
+    plan: _Plan,
+    source: BaseSource,
+    base: BaseModelRecord,
+    outcome: TrainOutcome,
+    eval_sets: dict[str, NewDataset],
+) -> _Scores:
+    """7. Score the new adapter on the suite (and this update's eval splits); not with --no-eval."""
+    if not run.request.run_eval:
+        return _Scores()
+    run.hooks.stage("evaluating on the eval suite")
+    results, gated = score_update(
+        run.registry,
+        run.request.name,
+        plan.parent,
+        source,
+        base,
+        outcome.adapter_dir,
+        eval_sets,
+        plan.recipe,
+        run.hooks.stage,
+    )
+    scores = {
+        result.label or result.dataset.digest: result.value for result in results if result.metric == "nll"
+    }
+    return _Scores(results, gated, scores)
+
+
+def _gate(run: _Run, plan: _Plan, evals: _Scores) -> list[Regression]:
+    """8. The forgetting gate: the sets on which the new version got worse than its parent by more
+    than the adapter's threshold (none for a first version, or when nothing was scored)."""
+    if not run.request.run_eval or not plan.parent:
+        return []
+    threshold = run.registry.max_regression(run.request.name)
+    return gate(run.registry, plan.parent, evals.results, evals.gated, threshold)
+
+
+def _register(
+    run: _Run,
+    plan: _Plan,
+    base: BaseModelRecord,
+    outcome: TrainOutcome,
+    replay: _Replay,
+    uses: list[NewDatasetUse],
+    evals: list[NewEval],
+    regressions: list[Regression],
+) -> tuple[VersionRecord, bool]:
+    """9. Store the adapter, then register it atomically with everything above; returns the version
+    and whether it became current. Storing it last keeps the time its blobs spend unreferenced short
+    (see `adapters gc --min-age`)."""
+    request, registry, parent, recipe = run.request, run.registry, plan.parent, plan.recipe
     promote = not regressions or request.force
-
-    # 7. Store the adapter, then register it atomically with everything above. Storing it last keeps
-    # the time its blobs spend unreferenced short (see `adapters gc --min-age`).
     artifact = registry.put_artifact(outcome.adapter_dir)
     faults.point("before-register")
     version = registry.register(
@@ -273,7 +421,7 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
             lora=outcome.lora.model_dump(),
             training=recipe.training.model_dump()
             | {
-                "replay_rows": len(replay_records),
+                "replay_rows": len(replay.records),
                 "padding": outcome.padding,
                 "precision_used": outcome.precision,
                 "resumed_from": outcome.resumed_from,
@@ -290,31 +438,27 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
         ),
         promote=promote,
         reason="forced past the forgetting gate" if regressions and request.force else "trained",
-        only_if_current=(current_at_start,),
+        only_if_current=(plan.current_at_start,),
     )
     if promote and not version.is_current:
         promote = False
-        now = registry.store.aliases(request.name).get("current")
-        warn(
+        now = registry.current_number(request.name)
+        run.warn(
             f"{request.name}@current moved to {now} while {version.ref} trained: {version.ref} is registered "
             f"but not made current (`adapters promote {version.ref}` if it should be)"
         )
     log.info("registered %s (%s)", version.ref, "current" if promote else "current not moved")
-    # The eval splits join the suite even with --no-eval: `adapters eval REF` scores them later.
+    return version, promote
+
+
+def _finish(run: _Run, version: VersionRecord, eval_sets: dict[str, NewDataset], run_dir: Path) -> None:
+    """10. The eval splits join the suite (even with --no-eval: `adapters eval REF` scores them later);
+    the checkpoints of a finished run go."""
     for label, dataset in eval_sets.items():
-        registry.add_to_suite(request.name, dataset, label=label, role="update", version=version.number)
+        run.registry.add_to_suite(
+            run.request.name, dataset, label=label, role="update", version=version.number
+        )
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    return TrainResult(
-        version=version,
-        outcome=outcome,
-        promoted=promote,
-        regressions=regressions,
-        scores=scores,
-        warnings=warnings,
-        run_dir=run_dir,
-        gated=request.run_eval and parent is not None,
-        eval_setting=evals[0].setting if evals else None,
-    )
 
 
 def _parent(registry: Registry, request: TrainRequest) -> VersionRecord | None:
@@ -325,7 +469,7 @@ def _parent(registry: Registry, request: TrainRequest) -> VersionRecord | None:
         return parent
     if request.fresh:
         return None
-    if not registry.store.versions(request.name):  # none yet (a suite may exist before version 1)
+    if not registry.has_versions(request.name):  # none yet (a suite may exist before version 1)
         return None
     return registry.resolve(Ref(name=request.name))
 

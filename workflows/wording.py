@@ -3,7 +3,7 @@ and the dashboard: one legend, one way to print a change, one rule for 'held bac
 
 import math
 
-from loraledger.registry.forgetting import ScoreMatrix
+from loraledger.registry.forgetting import ScoreMatrix, UpdateForgetting
 from loraledger.schemas.records import UNRECORDED
 
 NOISE = 0.005  # relative changes smaller than this are shown dim: scoring noise, not a trend
@@ -28,6 +28,22 @@ def percent(relative: float | None) -> str:
     if relative is None or not math.isfinite(relative):
         return "-"
     return f"{relative:+.1%}"
+
+
+def forgetting_words(worst: UpdateForgetting | None, label: str) -> str:
+    """The "max forgetting" cell. Forgetting is an earlier update's NLL now minus the best it ever had;
+    when even the largest of them is not above zero, nothing was forgotten: say "none" and show the
+    least improvement as an improvement, not as a negative forgetting."""
+    if worst is None:
+        return "-"
+    if worst.forgetting > 0:
+        return f"{worst.forgetting:+.4f} ({percent(worst.forgetting_relative)}) on {label}"
+    if worst.forgetting == 0:
+        return "none"
+    return (
+        f"none: every earlier update improved (least: {label} "
+        f"{worst.forgetting:+.4f}, {percent(worst.forgetting_relative)})"
+    )
 
 
 def held_back(matrix: ScoreMatrix, ever_current: set[int]) -> set[int]:

@@ -1,26 +1,28 @@
 """Read-only views of the registry: list, show, lineage, history, datasets, diff."""
 
+from typing import TYPE_CHECKING
+
 import click
 
+from loraledger.cli.options import json_option, pass_ledger
 from loraledger.cli.output import out, print_json
-from loraledger.settings import Settings
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+if TYPE_CHECKING:
+    from loraledger.ledger import Ledger
 
 
 @click.command("list")
 @click.argument("name", required=False)
 @json_option
-@click.pass_obj
-def list_versions(settings: Settings, name: str | None, as_json: bool) -> None:
+@pass_ledger
+def list_versions(ledger: "Ledger", name: str | None, as_json: bool) -> None:
     """List versions (of NAME, or of every adapter)."""
-    registry = settings.open_registry()
     if as_json:  # every field of every version: heavier than the table, which loads only what it shows
         from loraledger.cli.render import version_json
 
-        print_json([version_json(v, full=False) for v in registry.versions(name)])
+        print_json([version_json(v, full=False) for v in ledger.versions(name)])
         return
-    summaries = registry.summaries(name)
+    summaries = ledger.summaries(name)
     if not summaries:
         out().print("no adapters yet: train one with `adapters train NAME --base MODEL --data FILE`")
         return
@@ -32,12 +34,12 @@ def list_versions(settings: Settings, name: str | None, as_json: bool) -> None:
 @click.command()
 @click.argument("ref")
 @json_option
-@click.pass_obj
-def show(settings: Settings, ref: str, as_json: bool) -> None:
+@pass_ledger
+def show(ledger: "Ledger", ref: str, as_json: bool) -> None:
     """Everything recorded about one version: REF is NAME, NAME@3, NAME@v3 or NAME@ALIAS."""
     from loraledger.cli.render import version_detail, version_json
 
-    version = settings.open_registry().resolve(ref)
+    version = ledger.version(ref)
     if as_json:
         print_json(version_json(version, full=True))
     else:
@@ -47,30 +49,29 @@ def show(settings: Settings, ref: str, as_json: bool) -> None:
 @click.command()
 @click.argument("name")
 @json_option
-@click.pass_obj
-def lineage(settings: Settings, name: str, as_json: bool) -> None:
+@pass_ledger
+def lineage(ledger: "Ledger", name: str, as_json: bool) -> None:
     """The training tree of NAME, with stack and merge inputs.
 
     --json prints one entry per version with its parent and inputs (a flat list: lineages run to
     thousands of versions, deeper than nested JSON can go)."""
-    registry = settings.open_registry()
     if as_json:
         from loraledger.shapes import lineage_json
 
-        print_json(lineage_json(registry.summaries(name)))
+        print_json(lineage_json(ledger.summaries(name)))
         return
     from loraledger.cli.render import lineage_tree
 
-    out().print(lineage_tree(name, registry.lineage(name)))
+    out().print(lineage_tree(name, ledger.lineage(name)))
 
 
 @click.command()
 @click.argument("name")
 @json_option
-@click.pass_obj
-def history(settings: Settings, name: str, as_json: bool) -> None:
+@pass_ledger
+def history(ledger: "Ledger", name: str, as_json: bool) -> None:
     """Alias moves of NAME (promotions, rollbacks, tags): who, when, why."""
-    events = settings.open_registry().history(name)
+    events = ledger.history(name)
     if as_json:
         from loraledger.shapes import history_json
 
@@ -84,10 +85,10 @@ def history(settings: Settings, name: str, as_json: bool) -> None:
 @click.command()
 @click.argument("name", required=False)
 @json_option
-@click.pass_obj
-def datasets(settings: Settings, name: str | None, as_json: bool) -> None:
+@pass_ledger
+def datasets(ledger: "Ledger", name: str | None, as_json: bool) -> None:
     """Which versions used which data, in which role (train, eval, replay)."""
-    uses = settings.open_registry().dataset_uses(name)
+    uses = ledger.datasets(name)
     if as_json:
         from loraledger.shapes import datasets_json
 
@@ -103,17 +104,14 @@ def datasets(settings: Settings, name: str | None, as_json: bool) -> None:
 @click.argument("b")
 @click.option("--all", "everything", is_flag=True, help="Show every field, not only those that differ.")
 @json_option
-@click.pass_obj
-def diff(settings: Settings, a: str, b: str, everything: bool, as_json: bool) -> None:
+@pass_ledger
+def diff(ledger: "Ledger", a: str, b: str, everything: bool, as_json: bool) -> None:
     """Hyperparameters, data and eval scores of two versions side by side (differences only)."""
-    registry = settings.open_registry()
-    left, right = registry.resolve(a).ref, registry.resolve(b).ref
-    differences = registry.diff(left, right, everything=everything)
+    result = ledger.diff(a, b, everything=everything)
     if as_json:
-        from loraledger.shapes import diff_json
-
-        print_json(diff_json(left, right, differences))
+        print_json(result.to_dict())
         return
+    left, right, differences = result.left, result.right, result.changes
     if not differences:
         out().print(f"{left} and {right} record the same settings, data and scores")
         return

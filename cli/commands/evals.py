@@ -3,13 +3,15 @@ report (plots and an HTML page)."""
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, cast
 
 import click
 
+from loraledger.cli.options import json_option, pass_ledger, quiet_option
 from loraledger.cli.output import err, out, print_json
-from loraledger.settings import Settings
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+if TYPE_CHECKING:
+    from loraledger.ledger import Ledger
 
 
 def _stage(quiet: bool) -> Callable[[str], None]:
@@ -41,11 +43,11 @@ def _stage(quiet: bool) -> Callable[[str], None]:
     help="Load the base this way for scoring (default: as the version was trained). Scores are "
     "recorded per setting and compared only within one.",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
+@quiet_option
 @json_option
-@click.pass_obj
+@pass_ledger
 def eval_command(
-    settings: Settings,
+    ledger: "Ledger",
     ref: str,
     files: tuple[Path, ...],
     label: str | None,
@@ -65,15 +67,16 @@ def eval_command(
     same sets once per setting, and the change against it is shown.
     """
     if lm_eval_tasks is not None:
-        from loraledger.evaluation import evaluate_lm_eval
-
         tasks = [task.strip() for task in lm_eval_tasks.split(",") if task.strip()]
-        report = evaluate_lm_eval(settings, ref, tasks, limit=limit, stage=_stage(quiet))
+        report = ledger.evaluate_tasks(ref, tasks, limit=limit, stage=_stage(quiet))
     else:
-        from loraledger.evaluation import evaluate
-
-        report = evaluate(
-            settings, ref, list(files), label=label, rescore=rescore, quantize=quantize, stage=_stage(quiet)
+        report = ledger.evaluate(
+            ref,
+            list(files),
+            label=label,
+            rescore=rescore,
+            quantize=cast(Literal["none", "4bit", "8bit"] | None, quantize),
+            stage=_stage(quiet),
         )
     if as_json:
         from loraledger.cli.matrix import finite
@@ -118,21 +121,18 @@ def eval_command(
     "the most recent score.",
 )
 @json_option
-@click.pass_obj
-def evals(settings: Settings, name: str, setting: str | None, as_json: bool) -> None:
+@pass_ledger
+def evals(ledger: "Ledger", name: str, setting: str | None, as_json: bool) -> None:
     """The score matrix of NAME: versions x eval sets (NLL), each against its parent and the base,
     with backward transfer, maximum forgetting and retention under it. Every number in it comes from
     one scoring setting."""
-    from loraledger.cli.matrix import check_setting, matrix_json, matrix_view
+    from loraledger.cli.matrix import matrix_json, matrix_view
 
-    registry = settings.open_registry()
-    matrix = check_setting(registry.score_matrix(name, setting=setting), name, setting)
-    threshold = registry.max_regression(name)
-    ever_current = {e.to_version for e in registry.history(name) if e.alias == "current" and e.to_version}
+    view = ledger.forgetting(name, setting=setting)
     if as_json:
-        print_json(matrix_json(matrix, name=name, threshold=threshold, ever_current=ever_current))
+        print_json(matrix_json(view))
         return
-    out().print(matrix_view(matrix, name=name, threshold=threshold, ever_current=ever_current))
+    out().print(matrix_view(view))
 
 
 @click.group()
@@ -144,8 +144,8 @@ def suite() -> None:
 @click.argument("name")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--label", help="Name of the set in tables and plots (default: the file's stem).")
-@click.pass_obj
-def suite_add(settings: Settings, name: str, file: Path, label: str | None) -> None:
+@pass_ledger
+def suite_add(ledger: "Ledger", name: str, file: Path, label: str | None) -> None:
     """Add FILE (general text the adapter must not forget) to NAME's suite as a retention set.
 
     Every later version is scored on it, and the gate holds back a version that gets worse on it.
@@ -153,15 +153,11 @@ def suite_add(settings: Settings, name: str, file: Path, label: str | None) -> N
     """
     from rich.markup import escape
 
-    from loraledger.registry.forgetting import newest_setting
-    from loraledger.suites import add_suite_file
-
-    registry = settings.open_registry()
-    entry = add_suite_file(registry, name, file, label=label)
+    entry = ledger.add_to_suite(name, file, label=label)
     rows = f"{entry.dataset.rows:,} rows"
     out().print(f"{name} suite: {entry.label} ({entry.role}, {rows}, {entry.dataset.digest[:19]})")
     # `adapters eval` scores each version the way it was trained: in the setting its scores are in.
-    known = newest_setting(registry.eval_results(name))
+    known = ledger.suite(name).setting
     setting = f" (each the way it was trained; {name}'s latest scores are in {known})" if known else ""
     err().print(f"[dim]score existing versions on it with `adapters eval {name}@N`{escape(setting)}[/]")
 
@@ -169,12 +165,11 @@ def suite_add(settings: Settings, name: str, file: Path, label: str | None) -> N
 @suite.command("list")
 @click.argument("name")
 @json_option
-@click.pass_obj
-def suite_list(settings: Settings, name: str, as_json: bool) -> None:
+@pass_ledger
+def suite_list(ledger: "Ledger", name: str, as_json: bool) -> None:
     """The sets in NAME's suite and its gate threshold."""
-    registry = settings.open_registry()
-    entries = registry.suite(name)
-    threshold = registry.max_regression(name)
+    suite = ledger.suite(name)
+    entries, threshold = suite.entries, suite.threshold
     if as_json:
         print_json(
             {
@@ -202,22 +197,15 @@ def suite_list(settings: Settings, name: str, as_json: bool) -> None:
 @suite.command("threshold")
 @click.argument("name")
 @click.argument("value", type=float)
-@click.pass_obj
-def suite_threshold(settings: Settings, name: str, value: float) -> None:
+@pass_ledger
+def suite_threshold(ledger: "Ledger", name: str, value: float) -> None:
     """Set NAME's gate: the largest allowed relative NLL increase (0.05 = 5%) on retention sets and
     earlier updates' eval splits before a new version is held back."""
-    import math
-
     from loraledger.cli.output import warn
-    from loraledger.schemas.errors import InvalidInput
 
-    if not math.isfinite(value) or value < 0:
-        raise InvalidInput(f"invalid threshold {value}: use a relative NLL increase >= 0, e.g. 0.05 for 5%")
+    before = ledger.set_threshold(name, value)
     if value >= 1:
         warn(f"{value} allows NLL to grow by {value:.0%}; for {value:g}% pass {value / 100:g}")
-    registry = settings.open_registry()
-    before = registry.max_regression(name)
-    registry.set_max_regression(name, value)
     out().print(f"{name}: gate threshold {before:.1%} -> {value:.1%}")
 
 
@@ -230,12 +218,10 @@ def suite_threshold(settings: Settings, name: str, value: float) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="FILE.html (self-contained page: lineage, matrix, metrics, plots) or FILE.png (the plots).",
 )
-@click.pass_obj
-def report(settings: Settings, name: str, out_path: Path) -> None:
+@pass_ledger
+def report(ledger: "Ledger", name: str, out_path: Path) -> None:
     """Plot each eval set's score across NAME's lineage; write a PNG or a self-contained HTML page."""
-    from loraledger.report import write_report
-
-    written = write_report(settings, name, out_path)
+    written = ledger.report(name, out_path)
     out().print(str(written))
 
 

@@ -1,9 +1,14 @@
 """Keeping the registry healthy: schema upgrades, integrity checks, garbage collection."""
 
+from typing import TYPE_CHECKING
+
 import click
 
+from loraledger.cli.options import json_option, pass_ledger
 from loraledger.cli.output import out, print_json, warn
-from loraledger.settings import Settings
+
+if TYPE_CHECKING:
+    from loraledger.ledger import Ledger
 
 
 @click.group()
@@ -12,36 +17,26 @@ def db() -> None:
 
 
 @db.command()
-@click.pass_obj
-def upgrade(settings: Settings) -> None:
+@pass_ledger
+def upgrade(ledger: "Ledger") -> None:
     """Migrate the database (e.g. PostgreSQL in ADAPTERS_DB) to this version's schema."""
-    from loraledger.registry.engine import make_engine
-    from loraledger.registry.migrate import upgrade as run_upgrade
-
-    before, after = run_upgrade(make_engine(settings.db_url))
+    before, after = ledger.upgrade_schema()
     out().print(f"schema {before or 'empty'} -> {after}" if before != after else f"schema already at {after}")
 
 
 @db.command()
-@click.pass_obj
-def status(settings: Settings) -> None:
+@pass_ledger
+def status(ledger: "Ledger") -> None:
     """Show the database URL and schema revision."""
-    from loraledger.registry.engine import make_engine
-    from loraledger.registry.migrate import HEAD, current_revision
-
-    engine = make_engine(settings.db_url)
-    with engine.connect() as connection:
-        revision = current_revision(connection)
-    out().print(
-        f"{engine.url.render_as_string(hide_password=True)}: schema {revision or 'empty'} (code: {HEAD})"
-    )
+    schema = ledger.schema_status()
+    out().print(f"{schema.url}: schema {schema.revision or 'empty'} (code: {schema.head})")
 
 
 @click.command()
 @click.argument("ref", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.pass_obj
-def verify(settings: Settings, ref: str | None, as_json: bool) -> None:
+@json_option
+@pass_ledger
+def verify(ledger: "Ledger", ref: str | None, as_json: bool) -> None:
     """Re-hash stored adapters and dataset copies; report missing or corrupt ones.
 
     REF checks one version (its files and the datasets it used); without it, everything registered.
@@ -50,7 +45,7 @@ def verify(settings: Settings, ref: str | None, as_json: bool) -> None:
     from loraledger.cli.integrity import verify_json, verify_lines
     from loraledger.schemas.errors import Corrupt, NotFound
 
-    report = settings.open_registry().verify(ref)
+    report = ledger.verify(ref)
     if as_json:
         print_json(verify_json(report))
     else:
@@ -73,9 +68,9 @@ def verify(settings: Settings, ref: str | None, as_json: bool) -> None:
     help="Spare objects younger than AGE (0, 90s, 30m, 2h, 1d): a run in progress stores its adapter "
     "shortly before registering it.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.pass_obj
-def gc(settings: Settings, yes: bool, min_age: str, as_json: bool) -> None:
+@json_option
+@pass_ledger
+def gc(ledger: "Ledger", yes: bool, min_age: str, as_json: bool) -> None:
     """List stored objects no version or dataset refers to; delete them with --yes.
 
     They are what a crashed or refused run leaves behind: blobs and manifests written before the
@@ -83,9 +78,7 @@ def gc(settings: Settings, yes: bool, min_age: str, as_json: bool) -> None:
     """
     from loraledger.cli.integrity import garbage_json, garbage_lines
 
-    registry = settings.open_registry()
-    age = parse_age(min_age)
-    report = registry.collect_garbage(min_age_seconds=age) if yes else registry.garbage(min_age_seconds=age)
+    report = ledger.garbage(min_age_seconds=parse_age(min_age), delete=yes)
     if as_json:
         print_json(garbage_json(report, deleted=yes))
     else:

@@ -1,15 +1,17 @@
 """Combining and publishing: stack, import, merge, export, push."""
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from loraledger.cli.options import dtype_option, json_option, note_option, pass_ledger, promote_option
 from loraledger.cli.output import err, out, print_json, warn
-from loraledger.settings import Settings
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+if TYPE_CHECKING:
+    from loraledger.ledger import Ledger
+
 METHODS = ["cat", "linear", "svd", "ties", "dare_ties"]
-DTYPES = ["fp32", "bf16", "fp16"]
 
 
 def _stage(message: str) -> None:
@@ -29,6 +31,18 @@ def _weights(text: str | None) -> list[float] | None:
         ) from None
 
 
+def _destination(dest: Path | None, out_dir: Path | None) -> Path:
+    """``--out DIR``, or the older positional DEST: one of them, or both naming the same folder."""
+    from loraledger.errors import InvalidInput
+
+    if dest is not None and out_dir is not None and dest != out_dir:
+        raise InvalidInput(f"two destinations: {dest} and --out {out_dir}; pass one (--out DIR)")
+    folder = out_dir or dest
+    if folder is None:
+        raise InvalidInput("where to? pass --out DIR (the export is written as DIR/NAME-vN)")
+    return folder
+
+
 @click.command()
 @click.argument("name")
 @click.argument("refs", nargs=-1, required=True)
@@ -42,12 +56,12 @@ def _weights(text: str | None) -> list[float] | None:
     "updates (approximations; linear, ties and dare_ties need equal ranks), recorded as kind merge.",
 )
 @click.option("--density", type=float, help="Share of entries kept by ties / dare_ties [default: 0.5].")
-@click.option("--promote", is_flag=True, help="Make the new version current even if NAME already has one.")
-@click.option("--note", help="Free text recorded on the version.")
+@promote_option
+@note_option
 @json_option
-@click.pass_obj
+@pass_ledger
 def stack(
-    settings: Settings,
+    ledger: "Ledger",
     name: str,
     refs: tuple[str, ...],
     weights: str | None,
@@ -61,10 +75,7 @@ def stack(
 
     Example: adapters stack legal-style legal@2 style@1 --weights 1,0.5
     """
-    from loraledger.combining import run_stack
-
-    result = run_stack(
-        settings,
+    result = ledger.stack(
         name,
         list(refs),
         weights=_weights(weights),
@@ -93,12 +104,12 @@ def stack(
 @click.option("--base", metavar="MODEL", help="Base model, instead of the one the adapter config names.")
 @click.option("--base-revision", help="Hub revision of the base.")
 @click.option("--revision", help="Hub revision (branch, tag or commit) of PATH_OR_REPO.")
-@click.option("--promote", is_flag=True, help="Make the new version current even if NAME already has one.")
-@click.option("--note", help="Free text recorded on the version.")
+@promote_option
+@note_option
 @json_option
-@click.pass_obj
+@pass_ledger
 def import_adapter(
-    settings: Settings,
+    ledger: "Ledger",
     name: str,
     source: str,
     base: str | None,
@@ -110,10 +121,7 @@ def import_adapter(
 ) -> None:
     """Register an existing PEFT LoRA adapter (a folder or a Hub repo, safetensors only) as a version of
     NAME. Its base is checked: it must load, and match NAME's other versions."""
-    from loraledger.combining import run_import
-
-    result = run_import(
-        settings,
+    result = ledger.import_adapter(
         name,
         source,
         base=base,
@@ -144,21 +152,13 @@ def import_adapter(
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to write the merged model to (new or empty).",
 )
-@click.option(
-    "--dtype",
-    type=click.Choice(DTYPES),
-    default="fp32",
-    show_default=True,
-    help="Precision of the saved weights.",
-)
+@dtype_option("Precision of the saved weights.")
 @json_option
-@click.pass_obj
-def merge(settings: Settings, ref: str, out_dir: Path, dtype: str, as_json: bool) -> None:
+@pass_ledger
+def merge(ledger: "Ledger", ref: str, out_dir: Path, dtype: str, as_json: bool) -> None:
     """Merge REF into its base (loaded at full precision) and save model and tokenizer; the merged
     logits are checked against base + adapter and the result is recorded on REF."""
-    from loraledger.publishing import run_merge
-
-    result = run_merge(settings, ref, out_dir, dtype=dtype, stage=_stage)
+    result = ledger.merge(ref, out_dir, dtype=dtype, stage=_stage)
     if as_json:
         print_json({"ref": result.version.ref, **result.details})
         return
@@ -172,7 +172,13 @@ def merge(settings: Settings, ref: str, out_dir: Path, dtype: str, as_json: bool
 
 @click.command()
 @click.argument("ref")
-@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("dest", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the export into, as DIR/NAME-vN (DEST, given after REF, is the same).",
+)
 @click.option(
     "--format",
     "format_",
@@ -181,14 +187,25 @@ def merge(settings: Settings, ref: str, out_dir: Path, dtype: str, as_json: bool
     show_default=True,
     help="peft: the adapter folder; vllm, lorax: also the server's settings as JSON.",
 )
-@click.option("--force", is_flag=True, help="Replace an earlier export of the same version in DEST.")
+@click.option("--force", is_flag=True, help="Replace an earlier export of the same version in the folder.")
 @json_option
-@click.pass_obj
-def export(settings: Settings, ref: str, dest: Path, format_: str, force: bool, as_json: bool) -> None:
-    """Write REF as a PEFT folder DEST/NAME-vN naming its canonical base, for vLLM or LoRAX."""
-    from loraledger.publishing import run_export
+@pass_ledger
+def export(
+    ledger: "Ledger",
+    ref: str,
+    dest: Path | None,
+    out_dir: Path | None,
+    format_: str,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Write REF as a PEFT folder DIR/NAME-vN naming its canonical base, for vLLM or LoRAX.
 
-    result = run_export(settings, ref, dest, format=format_, replace=force)
+    The destination is given with --out DIR, as for `adapters merge` and `adapters report`;
+    `adapters export REF DIR` (the folder after REF) is kept as an alias of it.
+    """
+    folder = _destination(dest, out_dir)
+    result = ledger.export(ref, folder, format=format_, replace=force)
     outcome = result.outcome
     if as_json:
         print_json(
@@ -221,25 +238,17 @@ def export(settings: Settings, ref: str, dest: Path, format_: str, force: bool, 
     help="Push the model with the adapter merged in, or the adapter alone.",
 )
 @click.option("--private", is_flag=True, help="Create the repository private.")
-@click.option(
-    "--dtype",
-    type=click.Choice(DTYPES),
-    default="fp32",
-    show_default=True,
-    help="Precision of merged weights.",
-)
+@dtype_option("Precision of merged weights.")
 @json_option
-@click.pass_obj
+@pass_ledger
 def push(
-    settings: Settings, ref: str, repo_id: str, merged: bool, private: bool, dtype: str, as_json: bool
+    ledger: "Ledger", ref: str, repo_id: str, merged: bool, private: bool, dtype: str, as_json: bool
 ) -> None:
     """Publish REF to the Hugging Face Hub: one commit tagged vN, with a model card from the registry.
 
     The token comes from `hf auth login` or HF_TOKEN and is never stored.
     """
-    from loraledger.publishing import run_push
-
-    result = run_push(settings, ref, repo_id, merged=merged, private=private, dtype=dtype, stage=_stage)
+    result = ledger.push(ref, repo_id, merged=merged, private=private, dtype=dtype, stage=_stage)
     if as_json:
         print_json({"ref": result.version.ref, "url": result.outcome.repo_url, **result.details})
         return

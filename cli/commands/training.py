@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from loraledger.cli.options import json_option, note_option, pass_ledger, quiet_option
 from loraledger.cli.output import err, out, warn
-from loraledger.settings import Settings
 
 if TYPE_CHECKING:
+    from loraledger.ledger import Ledger
     from loraledger.schemas.specs import LoraSpec, TrainSpec
 
 # Field -> flag names where the plain field name would read badly on a command line.
@@ -167,14 +168,14 @@ def build_recipe(config: Path | None, overrides: dict[str, Any]) -> tuple[Any, s
 @click.option(
     "--force", is_flag=True, help="Make the new version current even if the forgetting gate objects."
 )
-@click.option("--note", help="Free text recorded on the version.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@note_option
+@quiet_option
+@json_option
 @click.option("--allow-pickle", is_flag=True, help="Allow loading pickled (.bin) base weights.")
 @click.option("--trust-remote-code", is_flag=True, help="Run modelling code shipped with the base model.")
-@click.pass_obj
+@pass_ledger
 def train(
-    settings: Settings,
+    ledger: "Ledger",
     /,
     name: str,
     base: str | None,
@@ -203,35 +204,34 @@ def train(
     """
     require_training_extra()
     from loraledger.cli.progress import BuildBar, TrainBar, bars
-    from loraledger.training import Hooks, TrainRequest, run_training
+    from loraledger.training import Hooks
 
-    recipe, explicit_lora = build_recipe(config, overrides)
-    request = TrainRequest(
-        name=name,
-        data=list(data),
-        recipe=recipe,
-        base=base,
-        revision=revision,
-        parent=parent,
-        fresh=fresh,
-        eval_files=list(eval_files),
-        replay_files=list(replay_files),
-        run_eval=not no_eval,
-        force=force,
-        resume=resume,
-        num_processes=num_processes,
-        note=note,
-        allow_pickle=allow_pickle,
-        trust_remote_code=trust_remote_code,
-        lora_overrides=explicit_lora,
-    )
+    recipe, _explicit = build_recipe(config, overrides)  # the recipe remembers which fields were set
     with bars(enabled=not quiet) as progress:
         hooks = Hooks(warn=warn)
         if progress is not None:
             hooks.stage = lambda message: err().print(f"[dim]{message}[/]")
             hooks.build_progress = BuildBar(progress, "pre-training base")
             hooks.train_progress = TrainBar(progress, f"training {name}")
-        result = run_training(settings, request, hooks)
+        result = ledger.train(
+            name,
+            list(data),
+            recipe=recipe,
+            eval=list(eval_files),
+            base=base,
+            revision=revision,
+            parent=parent,
+            fresh=fresh,
+            replay_data=list(replay_files),
+            run_eval=not no_eval,
+            force=force,
+            resume=resume,
+            num_processes=num_processes,
+            note=note,
+            allow_pickle=allow_pickle,
+            trust_remote_code=trust_remote_code,
+            progress=hooks,
+        )
     if as_json:
         from loraledger.cli.output import print_json
         from loraledger.cli.render import version_json

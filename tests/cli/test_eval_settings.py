@@ -17,7 +17,7 @@ from loraledger.schemas.jobs import BaseSource, EvalScore
 from loraledger.schemas.records import NewDataset, NewEval
 from loraledger.schemas.specs import EvalSpec
 from loraledger.settings import Settings
-from loraledger.suites import EvalSet, Scorer, gate, trained_options
+from loraledger.suites import Scorer, ScoringSet, gate, trained_options
 from loraledger.trainer import evaluate
 
 NF4, FP32 = "nf4/fp32 w512/s256", "fp32 w512/s256"
@@ -58,7 +58,7 @@ def test_the_scorer_reuses_scores_of_its_own_setting_only(registry: Registry, sc
     version = add_version(registry, "ip", scores={"held": 2.5}, setting=NF4)  # as trained, in 4 bit
     data = held_out(registry)
     registry.add_to_suite("ip", data, label="held", role="retention")  # links the stored copy
-    sets = {data.digest: EvalSet("held", data)}
+    sets = {data.digest: ScoringSet("held", data)}
 
     def scorer(quantize: str) -> Scorer:
         source = BaseSource(model_id="builtin:tiny", path=tmp_path)

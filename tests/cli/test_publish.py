@@ -200,7 +200,7 @@ def test_export_for_peft_vllm_and_lorax(
     )
     assert "already exists" in one_line_error(adapters("export", "style@1", str(dest)))
 
-    vllm = adapters("export", "style@1", str(dest), "--format", "vllm", "--force")
+    vllm = adapters("export", "style@1", "--out", str(dest), "--format", "vllm", "--force")
     assert vllm.exit_code == 0, vllm.output
     module = json.loads((dest / "style-v1.vllm.json").read_text())
     assert module == {"name": "style-v1", "path": str(folder.resolve()), "base_model_name": TINY}

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from loraledger.registry.forgetting import (
-    EvalSet,
+    MatrixColumn,
     VersionScores,
     from_records,
     latest_scores,
@@ -30,10 +30,10 @@ from loraledger.schemas.records import (
 )
 
 SETS = [
-    EvalSet("G", "general", "retention"),
-    EvalSet("U1", "update 1", "update", learned_by=1),
-    EvalSet("U2", "update 2", "update", learned_by=2),
-    EvalSet("U3", "update 3", "update", learned_by=3),
+    MatrixColumn("G", "general", "retention"),
+    MatrixColumn("U1", "update 1", "update", learned_by=1),
+    MatrixColumn("U2", "update 2", "update", learned_by=2),
+    MatrixColumn("U3", "update 3", "update", learned_by=3),
 ]
 BASE = {"G": 3.0, "U1": 2.8, "U2": 3.1, "U3": 3.0}
 VERSIONS = [
@@ -211,8 +211,8 @@ def test_a_split_relearned_on_another_branch_counts_from_that_branch() -> None:
         VersionScores(4, 3, {"U1": 2.2, "U2": 1.9}),
     ]
     sets = [
-        EvalSet("U1", "update 1", "update", learned_by=1),
-        EvalSet("U2", "update 2", "update", learned_by=2),
+        MatrixColumn("U1", "update 1", "update", learned_by=1),
+        MatrixColumn("U2", "update 2", "update", learned_by=2),
     ]
     metrics = score_matrix(versions, sets, {}).row(4).metrics
     assert {u.digest: u.learned_by for u in metrics.updates} == {"U1": 1, "U2": 3}

@@ -240,7 +240,7 @@ def _metric(text: str | None, relative: float | None, threshold: float) -> dict[
 
 def version_page(ledger: Ledger, name: str, number: int) -> Page:
     version = ledger.version(f"{name}@{number}")
-    differences = ledger.diff(version.parent, version.ref) if version.parent else None
+    differences = ledger.diff(version.parent, version.ref).changes if version.parent else None
     current = next((a.current for a in ledger.adapters() if a.name == name), None)
     commands = version_commands(version, current)
     data = {
