@@ -13,7 +13,6 @@ from rich.table import Table
 from rich.text import Text
 
 from loraledger.registry.forgetting import Change, Row, ScoreMatrix, VersionMetrics
-from loraledger.schemas.errors import NotFound
 from loraledger.shapes import finite as finite
 from loraledger.shapes import matrix_json as shape_matrix
 from loraledger.views import Forgetting

@@ -47,7 +47,9 @@ def test_everything_lives_under_one_namespace(wheel: zipfile.ZipFile) -> None:
     (dist_info,) = [top for top in tops if top.endswith(".dist-info")]
     assert tops == {"loraledger", dist_info}
     names = wheel.namelist()
-    packages = {name.split("/")[1] for name in names if name.startswith("loraledger/") and name.count("/") > 1}
+    packages = {
+        name.split("/")[1] for name in names if name.startswith("loraledger/") and name.count("/") > 1
+    }
     assert {"cli", "registry", "schemas", "trainer"} <= packages
     # The top-level package is the library itself (workflows/): its public API and the workflows.
     assert "loraledger/__init__.py" in names and "loraledger/ledger.py" in names
