@@ -9,9 +9,10 @@ if TYPE_CHECKING:
 
 
 def _console(stderr: bool) -> "Console":
-    from rich.console import Console
+    from loraledger.cli.terminal import SafeConsole
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    # Every human-readable line goes through here: SafeConsole escapes the data's control characters.
+    return SafeConsole(stderr=stderr, highlight=False, soft_wrap=False)
 
 
 class _Lazy:

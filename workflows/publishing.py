@@ -144,7 +144,7 @@ def run_push(
     from loraledger.hub import push_folder, require_token
     from loraledger.modelcard import build_card
 
-    if not REPO_ID.match(repo_id) or ".." in repo_id:
+    if not REPO_ID.fullmatch(repo_id) or ".." in repo_id:
         raise InvalidInput(f"invalid --repo {repo_id!r}: give the Hub repository as OWNER/NAME")
     require_token()  # before any work, not after a merge
     registry = settings.open_registry()
