@@ -110,10 +110,13 @@ def run_merge(
 
 
 def run_export(
-    settings: Settings, ref: str, dest: Path, *, format: str = "peft", replace: bool = False
+    settings: Settings, ref: str, dest: Path | str, *, format: str = "peft", replace: bool = False
 ) -> ExportResult:
     from loraledger.trainer.export import export_adapter
 
+    if not str(dest).strip():  # Path("") is ".": an empty argument would write into the working folder
+        raise InvalidInput(f"give a destination folder for the export (got {str(dest)!r})")
+    dest = Path(dest)
     registry = settings.open_registry()
     version = registry.resolve(ref)
     with tempfile.TemporaryDirectory(prefix="loraledger-export-") as scratch:

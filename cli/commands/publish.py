@@ -172,7 +172,8 @@ def merge(settings: Settings, ref: str, out_dir: Path, dtype: str, as_json: bool
 
 @click.command()
 @click.argument("ref")
-@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+# A str, not a Path: click turns "" into Path("") == Path("."), hiding an empty argument.
+@click.argument("dest", type=click.Path(file_okay=False))
 @click.option(
     "--format",
     "format_",
@@ -184,7 +185,7 @@ def merge(settings: Settings, ref: str, out_dir: Path, dtype: str, as_json: bool
 @click.option("--force", is_flag=True, help="Replace an earlier export of the same version in DEST.")
 @json_option
 @click.pass_obj
-def export(settings: Settings, ref: str, dest: Path, format_: str, force: bool, as_json: bool) -> None:
+def export(settings: Settings, ref: str, dest: str, format_: str, force: bool, as_json: bool) -> None:
     """Write REF as a PEFT folder DEST/NAME-vN naming its canonical base, for vLLM or LoRAX."""
     from loraledger.publishing import run_export
 
