@@ -92,8 +92,8 @@ def export_adapter(
     target = dest / module_name
     sidecar = dest / f"{module_name}.{format}.json" if format in ("vllm", "lorax") else None
     # Every path is checked before anything is written, so a refusal leaves DEST as it was.
-    for path in (target, sidecar) if sidecar is not None else (target,):
-        _check_free(path, replace)
+    for planned in (target, sidecar) if sidecar is not None else (target,):
+        _check_free(planned, replace)
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
