@@ -128,6 +128,7 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
 
     check_name(request.name, "adapter name")
     registry = settings.open_registry()
+    registry.check_writable()  # a read-only registry is said now, not after the whole run (issue 17)
 
     # 1. Parent and base. Where `current` stands now decides, at registration, whether it may move.
     current_at_start = registry.store.aliases(request.name).get("current")
