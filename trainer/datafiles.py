@@ -104,7 +104,10 @@ def _folder_files(folder: Path) -> list[Path]:
         for name in sorted([*subdirectories, *names]):
             entry = Path(directory) / name
             if entry.is_symlink():
-                target = entry.resolve()
+                try:
+                    target = entry.resolve(strict=True)
+                except (OSError, RuntimeError):  # a dangling link, or a loop (RuntimeError before 3.13)
+                    raise DataError(f"{entry}: a link that leads nowhere (dangling, or a loop)") from None
                 if not target.is_relative_to(root):
                     raise DataError(
                         f"{entry}: a link to {target}, outside {folder}: copy the file into the folder"

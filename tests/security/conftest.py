@@ -44,10 +44,6 @@ def data(tmp_path: Path) -> Path:
     return path
 
 
-def train_args(*args: str) -> tuple[str, ...]:
-    return ("train", *args, "--max-length", "64", "--batch-tokens", "256", "--no-eval", "-q")
-
-
 @pytest.fixture
 def refused(adapters, registry: Registry) -> Callable[..., str]:  # type: ignore[no-untyped-def]
     """Run a command that must be refused; return its one error line."""

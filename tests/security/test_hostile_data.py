@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import train_args
+from support.hostile import train_args
 
 from loraledger.trainer.datafiles import MAX_DEPTH, MAX_RECORD_CHARS, DataError, read_records
 
@@ -118,3 +118,17 @@ def test_a_truncated_safetensors_on_import(refused, tmp_path: Path, local_base: 
     weights.write_bytes(weights.read_bytes()[:-100])
     line = refused("import", "legal", str(folder), code=2)
     assert line.startswith(f"error: {weights}: not a readable safetensors file (")
+
+
+def test_a_link_loop_or_dangling_link_in_a_data_folder(tmp_path: Path) -> None:
+    """Found by tests/fuzz: a link to itself raised RuntimeError("Symlink loop") from Path.resolve."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "ok.jsonl").write_text('{"text": "fine"}\n')
+    (folder / "loop.jsonl").symlink_to(folder / "loop.jsonl")
+    with pytest.raises(DataError, match=r"loop\.jsonl: a link that leads nowhere \(dangling, or a loop\)"):
+        read_records(folder)
+    (folder / "loop.jsonl").unlink()
+    (folder / "gone.jsonl").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(DataError, match=r"gone\.jsonl: a link that leads nowhere"):
+        read_records(folder)

@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import train_args
+from support.hostile import train_args
 from support.seeding import seed_version
 
 from loraledger.registry import Registry

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import train_args
+from support.hostile import train_args
 
 from loraledger.registry import Registry
 
