@@ -51,8 +51,11 @@ def print_json(value: Any) -> None:
 
 
 def warn(message: str) -> None:
-    err().print(f"[yellow]warning:[/] {message}")
+    from rich.markup import escape
+
+    # Messages carry user text (paths, names): "[/x]" in one must be shown, not parsed as markup.
+    err().print(f"[yellow]warning:[/] {escape(message)}")
 
 
 def note(message: str) -> None:
-    err().print(message)
+    err().print(message, markup=False)

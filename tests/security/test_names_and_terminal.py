@@ -135,3 +135,16 @@ def test_a_corrupt_database(refused, registry: Registry, home: Path) -> None:
     for args in (("list",), ("show", "ip@1")):
         line = refused(*args, code=5)
         assert line.startswith(f"error: {home}/registry.db is not a readable registry database")
+
+
+def test_markup_in_a_message_is_shown_not_parsed(capsys) -> None:  # type: ignore[no-untyped-def]
+    """A path holding "[/x]" in a warning raised rich's MarkupError (an unexpected error, exit 1)."""
+    from loraledger.cli import output
+
+    output.reset()
+    output.warn("data under /tmp/[/bold]odd[red]")
+    output.note("wrote /tmp/[/x].json")
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: data under /tmp/[/bold]odd[red]",
+        "wrote /tmp/[/x].json",
+    ]
