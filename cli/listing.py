@@ -15,6 +15,8 @@ from rich.console import Console, ConsoleOptions
 from rich.segment import Segment
 from rich.style import Style
 
+from loraledger.cli.terminal import printable
+
 # A cell: its text, or its text and a rich style ("bold", "green", ...).
 Cell = str | tuple[str, str]
 GAP = "  "
@@ -35,7 +37,8 @@ class Listing:
     caption: str | None = None
 
     def add_row(self, *cells: Cell) -> None:
-        self.rows.append(cells)
+        # Escaped here, before widths are measured: one row is one line, whatever a cell holds.
+        self.rows.append(tuple(_printable(cell) for cell in cells))
 
     def widths(self, available: int) -> list[int]:
         widths = [_width(column.header) for column in self.columns]
@@ -97,6 +100,10 @@ class Listing:
             yield Segment(self.caption + "\n", Style(dim=True))
 
 
+def _printable(cell: Cell) -> Cell:
+    return printable(cell) if isinstance(cell, str) else (printable(cell[0]), cell[1])
+
+
 def _width(text: str) -> int:
     return len(text) if text.isascii() else cell_len(text)
 
@@ -137,6 +144,7 @@ class Outline:
         def label(cells: Sequence[Cell]) -> Iterator[Segment]:
             for cell in cells:
                 text, style_name = (cell, None) if isinstance(cell, str) else cell
+                text = printable(text)  # one node, one line
                 style = styles.setdefault(style_name, Style.parse(style_name)) if style_name else None
                 yield Segment(text, style)
             yield Segment("\n")

@@ -7,6 +7,7 @@ the traceback with ``-v``.
 
 import sys
 from pathlib import Path
+from typing import IO, cast
 
 import click
 
@@ -82,7 +83,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        from loraledger.cli.terminal import EscapingWriter
+
+        exc.show(file=cast(IO[str], EscapingWriter(sys.stderr)))
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -90,12 +93,14 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("interrupted", err=True)
         sys.exit(130)
     except Exception as exc:
+        from loraledger.cli.terminal import printable
         from loraledger.schemas.errors import LedgerError
 
         if verbose:
             raise
         if isinstance(exc, LedgerError):
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {printable(str(exc))}", err=True)
             sys.exit(exc.exit_code)
-        click.echo(f"error: {type(exc).__name__}: {exc} (add -v for the traceback)", err=True)
+        message = printable(f"{type(exc).__name__}: {exc}")
+        click.echo(f"error: {message} (add -v for the traceback)", err=True)
         sys.exit(1)

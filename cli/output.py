@@ -9,9 +9,10 @@ if TYPE_CHECKING:
 
 
 def _console(stderr: bool) -> "Console":
-    from rich.console import Console
+    from loraledger.cli.terminal import SafeConsole
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    # Every human-readable line goes through here: SafeConsole escapes the data's control characters.
+    return SafeConsole(stderr=stderr, highlight=False, soft_wrap=False)
 
 
 class _Lazy:
@@ -50,8 +51,11 @@ def print_json(value: Any) -> None:
 
 
 def warn(message: str) -> None:
-    err().print(f"[yellow]warning:[/] {message}")
+    from rich.markup import escape
+
+    # Messages carry user text (paths, names): "[/x]" in one must be shown, not parsed as markup.
+    err().print(f"[yellow]warning:[/] {escape(message)}")
 
 
 def note(message: str) -> None:
-    err().print(message)
+    err().print(message, markup=False)

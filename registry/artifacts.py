@@ -100,9 +100,11 @@ class ArtifactStore:
 
     # ---- writing ------------------------------------------------------------------------------
 
-    def put_bytes(self, data: bytes) -> str:
+    def put_bytes(self, data: bytes, *, private: bool = False) -> str:
+        """Store ``data``; ``private`` (dataset copies: they may hold what only their owner could read)
+        makes a local copy readable by its owner only."""
         digest = bytes_digest(data)
-        self._write("blob", self.blob_path(digest), data=data)
+        self._write("blob", self.blob_path(digest), data=data, private=private)
         return digest
 
     def put_file(self, path: Path) -> str:
@@ -127,14 +129,24 @@ class ArtifactStore:
         return digest
 
     def _write(
-        self, kind: str, target: str, *, data: bytes | None = None, source: Path | None = None
+        self,
+        kind: str,
+        target: str,
+        *,
+        data: bytes | None = None,
+        source: Path | None = None,
+        private: bool = False,
     ) -> None:
         size = len(data) if data is not None else _size(source)
         try:
             if self._reuse(target, size):
-                return  # content-addressed: same name, same bytes
+                if private and self.local:
+                    Path(target).chmod(0o600)  # content-addressed: same name, same bytes
+                return
             if self.local:
-                _atomic_local_write(Path(target), self._tmp, data=data, source=source, hook=self._hook(kind))
+                _atomic_local_write(
+                    Path(target), self._tmp, data=data, source=source, hook=self._hook(kind), private=private
+                )
                 return
             self._hook(kind)(target)
             if data is not None:
@@ -421,12 +433,20 @@ def _parse_manifest(data: bytes, digest: str) -> dict[str, str]:
 
 
 def _atomic_local_write(
-    target: Path, tmp: Path, *, data: bytes | None, source: Path | None, hook: Callable[[str], None]
+    target: Path,
+    tmp: Path,
+    *,
+    data: bytes | None,
+    source: Path | None,
+    hook: Callable[[str], None],
+    private: bool = False,
 ) -> None:
     tmp.mkdir(parents=True, exist_ok=True)
     temporary = tmp / f"{uuid.uuid4().hex}.part"
+    # A private file is created owner-only, not chmod-ed after: it is never readable by others.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
     try:
-        with temporary.open("wb") as writer:
+        with os.fdopen(descriptor, "wb") as writer:
             if data is not None:
                 writer.write(data)
             else:

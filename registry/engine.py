@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from loraledger.registry.errors import InvalidInput
+from loraledger.registry.errors import Corrupt, InvalidInput, StoreUnavailable
 
 BUSY_TIMEOUT_MS = 60_000
 WRITE = {"loraledger_write": True}
@@ -24,10 +24,11 @@ def make_engine(url: str) -> Engine:
     except ArgumentError as exc:
         raise InvalidInput(f"invalid database URL {url!r}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "handle_error", _translate_sqlite_error)
         event.listen(engine, "begin", _begin_sqlite)
         return engine
     if parsed.get_backend_name() == "postgresql":
@@ -57,3 +58,25 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 def _begin_sqlite(connection: Any) -> None:
     immediate = connection.get_execution_options().get("loraledger_write", False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _translate_sqlite_error(context: Any) -> None:
+    """Turn the SQLite errors a user can act on into one line each; others go on as they are (busy
+    ones must reach the store's retry loop unchanged).
+
+    Raised here, in SQLAlchemy's error hook, so that every path meets them the same way: the schema
+    check at open, reads, writes, migrations.
+    """
+    message = str(context.original_exception)
+    database = context.engine.url.database if context.engine is not None else "the registry database"
+    lowered = message.lower()
+    if "file is not a database" in lowered or "disk image is malformed" in lowered:
+        raise Corrupt(
+            f"{database} is not a readable registry database (SQLite: {message}): restore it from a "
+            "backup or point ADAPTERS_DB elsewhere"
+        ) from None
+    if "readonly database" in lowered or "read-only" in lowered:
+        raise StoreUnavailable(
+            f"the registry database {database} is read-only (SQLite: {message}): this command records "
+            "something; give write access to the file and its folder"
+        ) from None

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from loraledger.registry.artifacts import ArtifactStore, Problem, StoredObject
-from loraledger.schemas.records import DatasetRecord, VersionRecord
+from loraledger.schemas.records import AliasEvent, DatasetRecord, VersionRecord
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Finding:
     """One missing or corrupt object and what it breaks."""
 
     kind: Literal["missing", "corrupt"]
-    object: Literal["manifest", "blob"]
+    object: Literal["manifest", "blob", "version"]
     digest: str
     affects: list[str]
 
@@ -103,6 +103,35 @@ def verify(
         problems=findings,
         unreferenced=unreferenced,
     )
+
+
+def missing_versions(versions: Iterable[VersionRecord], moves: dict[str, list[AliasEvent]]) -> list[Finding]:
+    """Versions the registry itself says existed but holds no row for: a row deleted out of band (the
+    sqlite3 shell enforces no foreign keys and no triggers of ours). Numbers are given without gaps,
+    so a gap is a deleted version; an alias that once pointed past the last number is another."""
+    numbers: dict[str, set[int]] = defaultdict(set)
+    for version in versions:
+        numbers[version.name].add(version.number)
+    evidence: dict[str, list[str]] = defaultdict(list)
+    for name, present in numbers.items():
+        for number in range(1, max(present)):
+            if number not in present:
+                below = max((n for n in present if n < number), default=None)
+                above = min(n for n in present if n > number)
+                around = f"{name}@{below} and {name}@{above}" if below else f"{name}@{above}"
+                evidence[f"{name}@{number}"].append(f"numbered before {around}")
+    for name, events in moves.items():
+        present = numbers.get(name, set())
+        for event in events:
+            for moved in (event.from_version, event.to_version):
+                if moved is not None and moved not in present:
+                    evidence[f"{name}@{moved}"].append(
+                        f"the alias history moves {event.alias} to or from it"
+                    )
+    return [
+        Finding(kind="missing", object="version", digest=ref, affects=sorted(set(why)))
+        for ref, why in sorted(evidence.items())
+    ]
 
 
 def _finding(problem: Problem, affects: list[str]) -> Finding:

@@ -4,6 +4,7 @@ Everything a command does to the registry goes through one method here. Versions
 registered; ``current`` and other aliases move, and every move is an event with a reason and an author.
 """
 
+import dataclasses
 import difflib
 import json
 from collections.abc import Callable, Iterable, Sequence
@@ -340,7 +341,7 @@ class Registry:
     ) -> NewDataset:
         """Keep a canonical copy of a dataset (for replay and audits); return its registry description."""
         digest = canonical_lines_digest(canonical_lines)
-        blob = self.artifacts.put_bytes(canonical_lines_bytes(canonical_lines))
+        blob = self.artifacts.put_bytes(canonical_lines_bytes(canonical_lines), private=True)
         assert blob == digest
         return NewDataset(
             digest=digest, format=format, rows=len(canonical_lines), tokens=tokens, source=source, blob=blob
@@ -476,12 +477,21 @@ class Registry:
 
     # ---- integrity ----------------------------------------------------------------------------
 
+    def check_writable(self) -> None:
+        """Raise StoreUnavailable now if the database refuses writes (read-only file or folder, a
+        read-only role), before a caller spends a training run on something it cannot record."""
+        self.store.check_writable()
+
     def verify(self, ref: str | None = None) -> VerifyReport:
         """Re-hash the artifact of REF (and the dataset copies it used), or of everything registered."""
         if ref is not None:
             version = self.resolve(ref)
             return integrity.verify(self.artifacts, [version], [use.dataset for use in version.datasets])
-        return integrity.verify(self.artifacts, self.store.versions(), self.store.datasets(), everything=True)
+        versions = self.store.versions()
+        report = integrity.verify(self.artifacts, versions, self.store.datasets(), everything=True)
+        moves = {adapter.name: self.store.alias_events(adapter.name) for adapter in self.store.adapters()}
+        missing = integrity.missing_versions(versions, moves)
+        return dataclasses.replace(report, problems=[*missing, *report.problems]) if missing else report
 
     def garbage(self, *, min_age_seconds: float = 0.0) -> GarbageReport:
         """Stored objects no version or dataset refers to (leftovers of crashed or failed runs)."""

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from sqlalchemy import Engine, Executable, delete, func, true
+from sqlalchemy import Engine, Executable, delete, func, text, true
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -98,6 +98,7 @@ class Store(Protocol):
     ) -> SuiteEntry: ...
     def set_max_regression(self, name: str, value: float) -> None: ...
     def add_publication(self, name: str, number: int, publication: Publication) -> None: ...
+    def check_writable(self) -> None: ...
 
 
 def _retry_when_busy(method: Callable[P, T]) -> Callable[P, T]:
@@ -152,6 +153,17 @@ class SQLStore:
     def _write(self) -> Iterator[Session]:
         with Session(self._write_engine) as session, session.begin():
             yield session
+
+    @_retry_when_busy
+    def check_writable(self) -> None:
+        """A write that changes nothing, rolled back: fails as a real write would (read-only file,
+        folder or role) without leaving a trace."""
+        with Session(self._write_engine) as session:
+            transaction = session.begin()
+            try:
+                session.execute(text("UPDATE alembic_version SET version_num = version_num"))
+            finally:
+                transaction.rollback()
 
     # ---- adapters -----------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ No torch here: the CLI checks an adapter before it pays for loading a base model
 """
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,14 @@ def read_config(folder: Path) -> dict[str, Any]:
     path = folder / CONFIG_FILE
     if not path.is_file():
         raise NotFound(f"{folder} is not a PEFT adapter folder: it has no {CONFIG_FILE}")
+    from loraledger.trainer.datafiles import load_json
+
     try:
-        config = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read {path}: {exc}") from None
+    # One line naming the file and line for malformed or absurdly nested JSON (no RecursionError).
+    config = load_json(text, path, "line 1" if "\n" not in text.strip() else "")
     if not isinstance(config, dict):
         raise InvalidInput(f"{path} does not hold a JSON object")
     if config.get("peft_type") != "LORA":
@@ -39,6 +44,44 @@ def read_config(folder: Path) -> dict[str, Any]:
             )
         raise NotFound(f"{folder} has no {WEIGHTS_FILE}")
     return config
+
+
+def check_safetensors(path: Path) -> None:
+    """Refuse a safetensors file whose header does not describe exactly its bytes (truncated, padded,
+    not safetensors at all), before a loader meets it with a raw SafetensorError.
+
+    The format: 8 bytes little-endian header length N, N bytes of JSON, then the tensors, whose
+    ``data_offsets`` must end exactly at the end of the file.
+    """
+
+    def refuse(why: str) -> InvalidInput:
+        return InvalidInput(f"{path}: not a readable safetensors file ({why})")
+
+    size = path.stat().st_size
+    with path.open("rb") as file:
+        prefix = file.read(8)
+        if len(prefix) < 8:
+            raise refuse(f"{size} bytes, shorter than a header")
+        (header_length,) = struct.unpack("<Q", prefix)
+        if header_length > min(size - 8, 100_000_000):
+            raise refuse(f"its header claims {header_length:,} bytes of a {size:,}-byte file")
+        try:
+            header = json.loads(file.read(header_length))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise refuse("its header is not JSON") from None
+    if not isinstance(header, dict):
+        raise refuse("its header is not a JSON object")
+    ends = [
+        entry["data_offsets"][1]
+        for key, entry in header.items()
+        if key != "__metadata__" and isinstance(entry, dict) and isinstance(entry.get("data_offsets"), list)
+    ]
+    data = size - 8 - header_length
+    if max(ends, default=0) != data:
+        raise refuse(
+            f"truncated or padded: the header describes {max(ends, default=0):,} bytes of tensors, "
+            f"the file holds {data:,}"
+        )
 
 
 def target_modules(config: dict[str, Any]) -> list[str]:

@@ -9,6 +9,7 @@ name can serve the old weights (vLLM #42125). No torch here: an export copies fi
 """
 
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,9 +90,11 @@ def export_adapter(
         )
 
     target = dest / module_name
+    sidecar = dest / f"{module_name}.{format}.json" if format in ("vllm", "lorax") else None
+    # Every path is checked before anything is written, so a refusal leaves DEST as it was.
+    for planned in (target, sidecar) if sidecar is not None else (target,):
+        _check_free(planned, replace)
     if target.exists():
-        if not replace:
-            raise Conflict(f"{target} already exists: pass --force to replace it")
         shutil.rmtree(target)
     target.mkdir(parents=True)
     for item in sorted(adapter_dir.iterdir()):
@@ -104,12 +107,12 @@ def export_adapter(
     hint = None
     if format == "vllm":
         module = {"name": module_name, "path": path, "base_model_name": base_id}
-        extra.append(_write_json(dest / f"{module_name}.vllm.json", module))
+        extra.append(_write_json(dest / f"{module_name}.vllm.json", module, replace=replace))
         rank_flag = f" --max-lora-rank {max_lora_rank}" if max_lora_rank else ""
         hint = f"vllm serve {base_id} --enable-lora{rank_flag} --lora-modules '{json.dumps(module)}'"
     elif format == "lorax":
         parameters = {"adapter_id": path, "adapter_source": "local"}
-        extra.append(_write_json(dest / f"{module_name}.lorax.json", parameters))
+        extra.append(_write_json(dest / f"{module_name}.lorax.json", parameters, replace=replace))
         hint = (
             f'lorax-launcher --model-id {base_id}; then POST /generate with "parameters": '
             f"{json.dumps(parameters)}"
@@ -117,6 +120,25 @@ def export_adapter(
     return ExportOutcome(format, module_name, target, extra, warnings, hint)
 
 
-def _write_json(path: Path, value: dict[str, Any]) -> Path:
-    path.write_text(json.dumps(value, indent=2) + "\n")
+def _check_free(path: Path, replace: bool) -> None:
+    """``path`` may be written: not a link (live or dangling: the write would land where it points, in
+    a file the user never named), and absent unless ``replace``."""
+    if path.is_symlink():
+        raise Conflict(f"{path} is a link: refusing to write through it (remove it)")
+    if path.exists() and not replace:
+        raise Conflict(f"{path} already exists: pass --force to replace it")
+
+
+def _write_json(path: Path, value: dict[str, Any], *, replace: bool) -> Path:
+    """Create ``path`` afresh: O_EXCL | O_NOFOLLOW, so a link planted after the checks above is refused
+    by the kernel rather than followed."""
+    _check_free(path, replace)
+    if path.exists():
+        path.unlink()
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except FileExistsError:
+        raise Conflict(f"{path} appeared while exporting: refusing to replace it") from None
+    with os.fdopen(descriptor, "w") as file:
+        file.write(json.dumps(value, indent=2) + "\n")
     return path

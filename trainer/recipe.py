@@ -29,7 +29,7 @@ from transformers import (
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from loraledger.schemas.errors import Conflict
+from loraledger.schemas.errors import Conflict, InvalidInput
 from loraledger.schemas.jobs import DataStats, TrainJob, TrainOutcome
 from loraledger.schemas.specs import LoraSpec
 from loraledger.trainer import adapterfiles, data, models
@@ -159,7 +159,9 @@ def _fit(
         num_train_epochs=spec.epochs,
         learning_rate=spec.learning_rate,
         lr_scheduler_type=spec.scheduler,
-        warmup_steps=spec.warmup,
+        warmup_steps=warmup_steps(
+            spec.warmup, optimizer_steps(stats.micro_batches, spec.gradient_accumulation, spec.epochs)
+        ),
         weight_decay=spec.weight_decay,
         max_grad_norm=spec.max_grad_norm,
         seed=spec.seed,
@@ -189,8 +191,16 @@ def _fit(
     resume_from = last_checkpoint(job.checkpoint_dir) if job.resume else None
     if resume_from is not None:
         log.info("resuming from %s", resume_from)
+    before = snapshot_trainable(setup.model)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    return _Fit(trainer, meter, resume_from, meter.seconds(), meter.cpu_seconds())
+    seconds, cpu_seconds = meter.seconds(), meter.cpu_seconds()
+    if trainer.state.global_step > meter.start_step and not moved(setup.model, before):
+        raise InvalidInput(
+            f"{trainer.state.global_step - meter.start_step} training step(s) left every adapter weight "
+            "unchanged (a learning rate of 0 at every step?): nothing to register; raise --epochs or "
+            "--learning-rate"
+        )
+    return _Fit(trainer, meter, resume_from, seconds, cpu_seconds)
 
 
 def _save(job: TrainJob, setup: _Setup, stats: DataStats, fit: _Fit) -> TrainOutcome:
@@ -229,6 +239,35 @@ def _save(job: TrainJob, setup: _Setup, stats: DataStats, fit: _Fit) -> TrainOut
         peak_rss_mb=peak_rss_mb(),
         cpu_seconds=fit.cpu_seconds,
         precision=setup.precision,
+    )
+
+
+def optimizer_steps(micro_batches: int, accumulation: int, epochs: float) -> int:
+    """The optimizer steps a run takes, as transformers' Trainer counts them (a partial accumulation
+    at the end of an epoch is a step)."""
+    per_epoch = max(micro_batches // accumulation + int(micro_batches % accumulation > 0), 1)
+    return max(math.ceil(epochs * per_epoch), 1)
+
+
+def warmup_steps(warmup: float, total_steps: int) -> int:
+    """Warm-up steps for a run of ``total_steps``: a fraction of them below 1, else a count; never all
+    of them. The first warm-up step runs at learning rate 0, so a one-step run with any warm-up
+    trained nothing (issue 17: adapters from different data came out byte-identical)."""
+    steps = int(warmup) if warmup >= 1 else math.ceil(total_steps * warmup)
+    return max(min(steps, total_steps - 1), 0)
+
+
+def snapshot_trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of the trainable parameters (LoRA matrices: megabytes, not the base)."""
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def moved(model: torch.nn.Module, before: dict[str, torch.Tensor]) -> bool:
+    """Whether any trainable parameter differs from its snapshot."""
+    return any(
+        name in before and not torch.equal(p.detach(), before[name])
+        for name, p in model.named_parameters()
+        if p.requires_grad
     )
 
 

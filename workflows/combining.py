@@ -154,6 +154,8 @@ def run_import(
         stage(f"loading {source} on {base_id}")
         from loraledger.trainer.merge import check_fits
 
+        # A damaged file gets one line naming it, not safetensors' own error from inside the loader.
+        adapterfiles.check_safetensors(folder / adapterfiles.WEIGHTS_FILE)
         parameters = check_fits(base_source, folder)
         # Only the adapter itself: no template card, no training leftovers; the canonical base named.
         staged = Path(scratch) / "adapter"

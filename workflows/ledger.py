@@ -395,7 +395,8 @@ class Ledger:
         ``--lora-modules`` JSON; ``'lorax'`` LoRAX's)."""
         from loraledger.publishing import run_export
 
-        return run_export(self.settings, ref, Path(dest), format=format, replace=replace)
+        # A str goes through as given: Path("") would be ".", and an empty destination is refused.
+        return run_export(self.settings, ref, dest, format=format, replace=replace)
 
     def push(
         self,

@@ -30,6 +30,19 @@ def plain(text: str) -> str:
     return PATH_IN_TEXT.sub(lambda match: match.group(0).rstrip("/").rsplit("/", 1)[-1], text)
 
 
+# Characters that would end a table cell, start a code span or link, or be read as HTML by the Hub's
+# renderer; line breaks (and any control character) would start a new line of the card.
+_MARKDOWN_SPECIAL = str.maketrans({"\\": "\\\\", "|": "\\|", "`": "\\`", "[": "\\[", "]": "\\]"})
+_HTML_SPECIAL = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def markdown_cell(text: str) -> str:
+    """User-provided ``text`` (a file name, a label, a note) made inert inside a Markdown table cell or
+    list item: one line, no cell break, no code span, link or HTML of its own."""
+    return _CONTROL.sub(" ", text).translate(_MARKDOWN_SPECIAL).translate(_HTML_SPECIAL)
+
+
 def is_hub_id(model_id: str) -> bool:
     """Whether a recorded base id names a Hub repository (not ``builtin:...``, not a local folder)."""
     if model_id.startswith("builtin:") or PurePath(model_id).is_absolute() or "\\" in model_id:
@@ -200,7 +213,8 @@ def _body(
         "",
         "| id | revision | format | config digest | weights digest |",
         "| --- | --- | --- | --- | --- |",
-        f"| `{base_name}` | {base.revision or '-'} | {base.source_format or '-'} "
+        f"| `{markdown_cell(base_name)}` | {markdown_cell(base.revision or '-')} "
+        f"| {markdown_cell(base.source_format or '-')} "
         f"| `{base.config_digest}` | `{base.weights_digest or '-'}` |",
         "",
         "## Lineage",
@@ -212,7 +226,7 @@ def _body(
         source = item.parent or ", ".join(f"{i.ref} × {i.weight:g}" for i in item.inputs) or "-"
         trained = ", ".join(f"`{_short(u.dataset.digest)}`" for u in item.datasets if u.role == "train")
         created = item.created_at.date().isoformat()
-        lines.append(f"| {item.ref} | {item.kind} | {source} | {created} | {trained or '-'} |")
+        lines.append(f"| {item.ref} | {item.kind} | {markdown_cell(source)} | {created} | {trained or '-'} |")
     if uses:
         lines += [
             "",
@@ -222,12 +236,16 @@ def _body(
             "| --- | --- | --- | --- | --- |",
         ]
         for use in uses:
-            file = _file_name(use.dataset.source) or "-"
+            file = markdown_cell(_file_name(use.dataset.source) or "-")
             lines.append(f"| {use.ref} | {use.role} | `{use.dataset.digest}` | {use.rows:,} | {file} |")
     lines += _eval_lines(registry, scores, base, setting)
     lines += ["", "## Adapter", ""]
-    lines += [f"- {key}: {value}" for key, value in version.lora.items()]
-    lines += [f"- {key}: {plain(str(value))}" for key, value in version.training.items() if value is not None]
+    lines += [f"- {markdown_cell(key)}: {markdown_cell(str(value))}" for key, value in version.lora.items()]
+    lines += [
+        f"- {markdown_cell(key)}: {markdown_cell(plain(str(value)))}"
+        for key, value in version.training.items()
+        if value is not None
+    ]
     if merge:
         lines += [
             "",
@@ -282,8 +300,9 @@ def _eval_lines(
     ]
     for result in scores:
         before = on_base.get(result.dataset_digest)
+        label = markdown_cell(plain(result.label or "-"))
         lines.append(
-            f"| {plain(result.label or '-')} | `{_short(result.dataset_digest)}` | {result.value:.4f} | "
+            f"| {label} | `{_short(result.dataset_digest)}` | {result.value:.4f} | "
             f"{'-' if before is None else f'{before:.4f}'} |"
         )
     return lines

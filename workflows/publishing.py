@@ -110,10 +110,13 @@ def run_merge(
 
 
 def run_export(
-    settings: Settings, ref: str, dest: Path, *, format: str = "peft", replace: bool = False
+    settings: Settings, ref: str, dest: Path | str, *, format: str = "peft", replace: bool = False
 ) -> ExportResult:
     from loraledger.trainer.export import export_adapter
 
+    if not str(dest).strip():  # Path("") is ".": an empty argument would write into the working folder
+        raise InvalidInput(f"give a destination folder for the export (got {str(dest)!r})")
+    dest = Path(dest)
     registry = settings.open_registry()
     version = registry.resolve(ref)
     with tempfile.TemporaryDirectory(prefix="loraledger-export-") as scratch:
@@ -144,7 +147,7 @@ def run_push(
     from loraledger.hub import push_folder, require_token
     from loraledger.modelcard import build_card
 
-    if not REPO_ID.match(repo_id) or ".." in repo_id:
+    if not REPO_ID.fullmatch(repo_id) or ".." in repo_id:
         raise InvalidInput(f"invalid --repo {repo_id!r}: give the Hub repository as OWNER/NAME")
     require_token()  # before any work, not after a merge
     registry = settings.open_registry()

@@ -12,15 +12,21 @@ if TYPE_CHECKING:
 
 
 def load_recipe(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+    if not path.is_file():  # also refuses a FIFO, whose read would never end
         raise InvalidInput(f"recipe file not found: {path}")
     import yaml
 
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path}: not UTF-8 text; a recipe is YAML or JSON") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise InvalidInput(f"{path}: not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        raise InvalidInput(f"{path}: not valid YAML/JSON: {lines[0]}") from None
+    except RecursionError:  # found by tests/fuzz: deep nesting
+        raise InvalidInput(f"{path}: nested too deeply to be a recipe") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

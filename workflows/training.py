@@ -132,7 +132,9 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
     """The update as a sequence of phases; each returns what the later ones need. Nothing is written
     to the registry's tables before ``_register``."""
     check_name(request.name, "adapter name")
-    run = _Run(settings, request, hooks, settings.open_registry())
+    registry = settings.open_registry()
+    registry.check_writable()  # a read-only registry is said now, not after the whole run
+    run = _Run(settings, request, hooks, registry)
     plan = _resolve(run)
     data = _read_data(run, plan)
     replay = _replay_rows(run, plan, data)

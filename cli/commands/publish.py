@@ -31,13 +31,13 @@ def _weights(text: str | None) -> list[float] | None:
         ) from None
 
 
-def _destination(dest: Path | None, out_dir: Path | None) -> Path:
+def _destination(dest: str | None, out_dir: str | None) -> str:
     """``--out DIR``, or the older positional DEST: one of them, or both naming the same folder."""
     from loraledger.errors import InvalidInput
 
     if dest is not None and out_dir is not None and dest != out_dir:
         raise InvalidInput(f"two destinations: {dest} and --out {out_dir}; pass one (--out DIR)")
-    folder = out_dir or dest
+    folder = out_dir if out_dir is not None else dest
     if folder is None:
         raise InvalidInput("where to? pass --out DIR (the export is written as DIR/NAME-vN)")
     return folder
@@ -172,11 +172,12 @@ def merge(ledger: "Ledger", ref: str, out_dir: Path, dtype: str, as_json: bool) 
 
 @click.command()
 @click.argument("ref")
-@click.argument("dest", required=False, type=click.Path(file_okay=False, path_type=Path))
+# Strings, not Paths: click turns "" into Path("") == Path("."), hiding an empty argument.
+@click.argument("dest", required=False, type=click.Path(file_okay=False))
 @click.option(
     "--out",
     "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False),
     help="Folder to write the export into, as DIR/NAME-vN (DEST, given after REF, is the same).",
 )
 @click.option(
@@ -193,8 +194,8 @@ def merge(ledger: "Ledger", ref: str, out_dir: Path, dtype: str, as_json: bool) 
 def export(
     ledger: "Ledger",
     ref: str,
-    dest: Path | None,
-    out_dir: Path | None,
+    dest: str | None,
+    out_dir: str | None,
     format_: str,
     force: bool,
     as_json: bool,
