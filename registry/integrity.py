@@ -125,9 +125,7 @@ def missing_versions(versions: Iterable[VersionRecord], moves: dict[str, list[Al
         for event in events:
             for moved in (event.from_version, event.to_version):
                 if moved is not None and moved not in present:
-                    evidence[f"{name}@{moved}"].append(
-                        f"the alias history moves {event.alias} to or from it"
-                    )
+                    evidence[f"{name}@{moved}"].append(f"the alias history moves {event.alias} to or from it")
     return [
         Finding(kind="missing", object="version", digest=ref, affects=sorted(set(why)))
         for ref, why in sorted(evidence.items())
