@@ -2,10 +2,10 @@
 
 import click
 
-from loraledger.cli.commands import aliases, browse, demo, evals, maintenance, publish, training
+from loraledger.cli.commands import aliases, browse, demo, evals, maintenance, publish, serving, training
 
 
 def register_commands(group: click.Group) -> None:
-    for module in (training, browse, evals, aliases, maintenance, publish, demo):
+    for module in (training, browse, evals, aliases, maintenance, publish, serving, demo):
         for command in module.COMMANDS:
             group.add_command(command)
