@@ -1,6 +1,6 @@
 """Every benchmark in one run, one table: what `make bench` runs.
 
-    .venv/bin/python benchmarks/run.py [--only training,eval,registry,cold,publish,throughput] [--quick]
+    .venv/bin/python benchmarks/run.py [--only training,eval,registry,cold,publish,serve,throughput] [--quick]
                                        [--rounds N] [--threads N] [--json PATH]
 
 Sections (default: all but ``throughput``):
@@ -12,6 +12,9 @@ Sections (default: all but ``throughput``):
 - ``cold``: ``adapters --help`` and ``adapters list`` in a new process (taken from the registry section
   when it runs, measured on their own otherwise);
 - ``publish`` (publish_roundtrip.py): stack/merge exactness and a Hub push + download on loopback;
+- ``serve`` (serve_latency.py): ``adapters serve`` on builtin:tiny with the openai client: requests/s,
+  tokens/s, time to first token, and the alias-swap latency (registry commit -> first answer by the
+  new version);
 - ``throughput`` (train_throughput.py): the trainer per precision (fp32, 4-bit, 8-bit); minutes.
 
 ``--quick`` shrinks every section to a smoke run (tiny data, small registry, one round): it checks that
@@ -34,8 +37,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))  # the sibling scripts import as modules
 
 DEFAULT_JSON = HERE / "results" / "latest.json"
-SECTIONS = ("training", "eval", "registry", "cold", "publish", "throughput")
-DEFAULT_SECTIONS = ("training", "eval", "registry", "cold", "publish")
+SECTIONS = ("training", "eval", "registry", "cold", "publish", "serve", "throughput")
+DEFAULT_SECTIONS = ("training", "eval", "registry", "cold", "publish", "serve")
 COLD_TARGET = 0.5
 Row = dict[str, str]
 
@@ -93,6 +96,14 @@ def publish(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def serve(args: argparse.Namespace) -> dict[str, Any]:
+    import serve_latency
+
+    if args.quick:
+        return serve_latency.run(requests=4, swaps=1)
+    return serve_latency.run()
 
 
 def throughput(args: argparse.Namespace) -> dict[str, Any]:
@@ -234,6 +245,12 @@ def publish_rows(results: dict[str, Any]) -> list[Row]:
     ]
 
 
+def serve_rows(results: dict[str, Any]) -> list[Row]:
+    import serve_latency
+
+    return [row(measure, result) for measure, result in serve_latency.rows(results)]
+
+
 def throughput_rows(results: dict[str, Any]) -> list[Row]:
     return [
         row(
@@ -250,6 +267,7 @@ RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "eval": eval_cost,
     "registry": registry,
     "publish": publish,
+    "serve": serve,
     "throughput": throughput,
 }
 ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
@@ -258,6 +276,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "registry": registry_rows,
     "cold": cold_rows,
     "publish": publish_rows,
+    "serve": serve_rows,
     "throughput": throughput_rows,
 }
 

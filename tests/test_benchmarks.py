@@ -24,7 +24,10 @@ def test_quick_bench_runs_every_section_and_writes_the_figures(tmp_path: Path, t
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert set(results["sections"]) == {"training", "eval", "registry", "cold", "publish"}
+    assert set(results["sections"]) == {"training", "eval", "registry", "cold", "publish", "serve"}
+    serve = results["sections"]["serve"]
+    assert serve["sequential"]["tokens_per_second"] > 0 and serve["concurrent"]["requests_per_second"] > 0
+    assert serve["first_token"]["median_seconds"] > 0 and len(serve["swap"]["latencies"]) == 1
 
     training = results["sections"]["training"]
     assert set(training["summary"]) == {"short", "long"}
