@@ -266,6 +266,11 @@ def test_over_long_prompt_is_400(served: Served) -> None:
         client(served).completions.create(model="legal", prompt="word " * 600, max_tokens=8)
     error = error_of(caught.value)
     assert error["code"] == "context_length_exceeded" and "512" in error["message"]
+    with pytest.raises(openai.BadRequestError) as caught:  # chat's default max_tokens: what fits, if any
+        client(served).chat.completions.create(
+            model="legal", messages=[{"role": "user", "content": "word " * 600}]
+        )
+    assert error_of(caught.value)["code"] == "context_length_exceeded"
 
 
 def test_malformed_and_oversized_bodies(served: Served) -> None:

@@ -217,10 +217,10 @@ def create_api(catalog: Catalog, engine: Engine, adapter_cache: Path, options: S
                 code="max_tokens_too_large",
                 param="max_tokens",
             )
-        # OpenAI's completions default to 16 tokens; chat to as many as fit.
-        wanted = asked or (min(options.max_tokens, engine.context - prompt_tokens) if chat else 16)
         if prompt_tokens == 0:
             raise bad_request("The prompt is empty.", code="empty_prompt", param="prompt")
+        # OpenAI's completions default to 16 tokens; chat to as many as fit (at least one).
+        wanted = asked or (max(1, min(options.max_tokens, engine.context - prompt_tokens)) if chat else 16)
         if prompt_tokens + wanted > engine.context:
             raise bad_request(
                 f"This model's maximum context length is {engine.context} tokens; the prompt has "

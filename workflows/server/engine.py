@@ -45,6 +45,7 @@ class _Watch:
     disconnect calls for it."""
 
     tokenizer: Any
+    tokenizer_lock: threading.Lock
     stops: tuple[str, ...]
     on_text: Callable[[str], None] | None
     cancelled: threading.Event
@@ -53,7 +54,8 @@ class _Watch:
     stopped_by_string: bool = False
 
     def text(self) -> str:
-        text: str = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        with self.tokenizer_lock:
+            text: str = self.tokenizer.decode(self.ids, skip_special_tokens=True)
         cut = [text.index(stop) for stop in self.stops if stop in text]
         if cut:
             self.stopped_by_string = True
@@ -114,6 +116,8 @@ class Engine:
         self.tokenizer = tokenizer
         self.max_loaded = max_loaded
         self.lock = threading.Lock()
+        # A fast tokenizer's Rust side refuses concurrent use ("Already borrowed"): one caller at a time.
+        self.tokenizer_lock = threading.Lock()
         self.loaded: OrderedDict[str, str] = OrderedDict()  # adapter name -> artifact digest, LRU first
         config = model.config
         self.context = int(getattr(config, "max_position_embeddings", None) or config.n_positions)
@@ -121,11 +125,13 @@ class Engine:
     # ---- prompts ------------------------------------------------------------------------------
 
     def encode(self, prompt: str) -> list[int]:
-        ids: list[int] = self.tokenizer(prompt)["input_ids"]
+        with self.tokenizer_lock:
+            ids: list[int] = self.tokenizer(prompt)["input_ids"]
         return ids
 
     def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
-        encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        with self.tokenizer_lock:
+            encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
         ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
         return list(ids)
 
@@ -176,7 +182,9 @@ class Engine:
         on_text: Callable[[str], None] | None = None,
         cancelled: threading.Event | None = None,
     ) -> Generated:
-        watch = _Watch(self.tokenizer, sampling.stop, on_text, cancelled or threading.Event())
+        watch = _Watch(
+            self.tokenizer, self.tokenizer_lock, sampling.stop, on_text, cancelled or threading.Event()
+        )
         device = next(self.model.parameters()).device
         inputs = torch.tensor([prompt_ids], dtype=torch.long, device=device)
         options: dict[str, Any] = {
