@@ -41,15 +41,22 @@ def _complete(client: Any, model: str, tokens: int = TOKENS) -> tuple[str, int]:
     return answer.model, answer.usage.completion_tokens
 
 
-def throughput(client: Any, requests: int, clients: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux): the figure a busy machine does not skew."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def throughput(client: Any, requests: int, clients: int, pid: int) -> dict[str, float]:
     models = ["legal@1", "legal@2"] * requests
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds(pid)
     with ThreadPoolExecutor(max_workers=clients) as pool:
         answers = list(pool.map(lambda model: _complete(client, model), models[:requests]))
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu
     tokens = sum(count for _, count in answers)
-    return {"requests": requests, "clients": clients, "seconds": seconds,
-            "requests_per_second": requests / seconds, "tokens_per_second": tokens / seconds}  # fmt: skip
+    return {"requests": requests, "clients": clients, "seconds": seconds, "server_cpu_seconds": cpu,
+            "requests_per_second": requests / seconds, "tokens_per_second": tokens / seconds,
+            "tokens_per_server_cpu_second": tokens / cpu if cpu else 0.0}  # fmt: skip
 
 
 def first_token(client: Any, requests: int) -> dict[str, float]:
@@ -143,10 +150,11 @@ def run(requests: int = 40, swaps: int = 6) -> dict[str, Any]:
                 "max_tokens": TOKENS,
                 "start_seconds": start_seconds,
                 "cold_request_seconds": cold_seconds,
-                "sequential": throughput(client, requests, clients=1),
-                "concurrent": throughput(client, requests, clients=4),
+                "sequential": throughput(client, requests, clients=1, pid=server.process.pid),
+                "concurrent": throughput(client, requests, clients=4, pid=server.process.pid),
                 "first_token": first_token(client, max(3, requests // 4)),
                 "swap": swap_latency(client, ledger, swaps),
+                "load_average": os.getloadavg(),
             }
         finally:
             server.stop()
@@ -159,9 +167,11 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         ("serve: start (process up, base loaded, listening)", f"{results['start_seconds']:.1f} s"),
         ("serve: first request (new adapter, new prompt shape)", f"{results['cold_request_seconds']:.2f} s"),
         (f"serve: sequential greedy completions ({results['max_tokens']} tokens)",
-         f"{seq['requests_per_second']:.2f} req/s, {seq['tokens_per_second']:,.0f} tokens/s"),
+         f"{seq['requests_per_second']:.2f} req/s, {seq['tokens_per_second']:,.0f} tokens/s "
+         f"({seq['tokens_per_server_cpu_second']:,.0f} per server CPU-s)"),
         ("serve: 4 clients, legal@1 and legal@2 alternating",
-         f"{conc['requests_per_second']:.2f} req/s, {conc['tokens_per_second']:,.0f} tokens/s"),
+         f"{conc['requests_per_second']:.2f} req/s, {conc['tokens_per_second']:,.0f} tokens/s "
+         f"({conc['tokens_per_server_cpu_second']:,.0f} per server CPU-s)"),
         ("serve: time to first token (streamed)",
          f"median {ttft['median_seconds'] * 1000:.0f} ms, max {ttft['max_seconds'] * 1000:.0f} ms"),
         (f"serve: alias swap, commit -> first answer by the new version ({swap['swaps']} swaps)",
