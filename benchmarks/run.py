@@ -1,7 +1,7 @@
 """Every benchmark in one run, one table: what `make bench` runs.
 
-    .venv/bin/python benchmarks/run.py [--only training,eval,registry,cold,dashboard,publish,throughput]
-                                       [--quick]
+    .venv/bin/python benchmarks/run.py [--only training,real-model,eval,registry,cold,dashboard,publish,
+                                       serve,throughput] [--quick]
                                        [--rounds N] [--threads N] [--json PATH]
 
 Sections (default: all but ``throughput``):
@@ -17,6 +17,9 @@ Sections (default: all but ``throughput``):
   when it runs, measured on their own otherwise);
 - ``dashboard`` (dashboard_scale.py): ``adapters ui`` pages on the same 10,000 versions and 50,000 evals;
 - ``publish`` (publish_roundtrip.py): stack/merge exactness and a Hub push + download on loopback;
+- ``serve`` (serve_latency.py): ``adapters serve`` on builtin:tiny with the openai client: requests/s,
+  tokens/s, time to first token, and the alias-swap latency (registry commit -> first answer by the
+  new version);
 - ``throughput`` (train_throughput.py): the trainer per precision (fp32, 4-bit, 8-bit); minutes.
 
 ``--quick`` shrinks every section to a smoke run (tiny data, small registry, one round): it checks that
@@ -39,8 +42,18 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))  # the sibling scripts import as modules
 
 DEFAULT_JSON = HERE / "results" / "latest.json"
-SECTIONS = ("training", "real-model", "eval", "registry", "cold", "dashboard", "publish", "throughput")
-DEFAULT_SECTIONS = ("training", "real-model", "eval", "registry", "cold", "dashboard", "publish")
+SECTIONS = (
+    "training",
+    "real-model",
+    "eval",
+    "registry",
+    "cold",
+    "dashboard",
+    "publish",
+    "serve",
+    "throughput",
+)
+DEFAULT_SECTIONS = SECTIONS[:-1]
 COLD_TARGET = 0.5
 Row = dict[str, str]
 
@@ -112,6 +125,14 @@ def publish(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def serve(args: argparse.Namespace) -> dict[str, Any]:
+    import serve_latency
+
+    if args.quick:
+        return serve_latency.run(requests=4, swaps=1)
+    return serve_latency.run()
 
 
 def throughput(args: argparse.Namespace) -> dict[str, Any]:
@@ -335,6 +356,12 @@ def publish_rows(results: dict[str, Any]) -> list[Row]:
     ]
 
 
+def serve_rows(results: dict[str, Any]) -> list[Row]:
+    import serve_latency
+
+    return [row(measure, result) for measure, result in serve_latency.rows(results)]
+
+
 def throughput_rows(results: dict[str, Any]) -> list[Row]:
     return [
         row(
@@ -353,6 +380,7 @@ RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "registry": registry,
     "dashboard": dashboard,
     "publish": publish,
+    "serve": serve,
     "throughput": throughput,
 }
 ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
@@ -363,6 +391,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "cold": cold_rows,
     "dashboard": dashboard_rows,
     "publish": publish_rows,
+    "serve": serve_rows,
     "throughput": throughput_rows,
 }
 

@@ -32,9 +32,13 @@ def test_quick_bench_runs_every_section_and_writes_the_figures(tmp_path: Path, t
         "cold",
         "dashboard",
         "publish",
+        "serve",
     }
     dashboard = results["sections"]["dashboard"]
     assert dashboard["registry"]["versions"] == 500 and "adapters page" in dashboard["seconds"]
+    serve = results["sections"]["serve"]
+    assert serve["sequential"]["tokens_per_second"] > 0 and serve["concurrent"]["requests_per_second"] > 0
+    assert serve["first_token"]["median_seconds"] > 0 and len(serve["swap"]["latencies"]) == 1
 
     training = results["sections"]["training"]
     assert set(training["summary"]) == {"short", "long"}

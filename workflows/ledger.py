@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from loraledger.schemas.records import (
         AdapterRecord,
         AliasEvent,
+        BaseModelRecord,
         DatasetUse,
         EvalResult,
         SuiteEntry,
@@ -432,3 +433,26 @@ class Ledger:
         from loraledger.loading import load_version
 
         return load_version(self.settings, self.registry, ref, device=device)
+
+    # ---- serving: one base, many adapters ------------------------------------------------------
+
+    def identify_base(self, model: str, *, revision: str | None = None) -> "BaseModelRecord":
+        """``model`` (``builtin:tiny``, a folder, a Hub id) by its digests, the way versions record
+        their base: compare with ``version.base.same_model(...)``."""
+        from loraledger.loading import identify_base
+
+        return identify_base(self.settings, model, revision=revision)
+
+    def load_base(self, base: "BaseModelRecord", *, device: str | None = None) -> tuple[Any, Any]:
+        """``(model, tokenizer)``: the bare base recorded as ``base`` (verified to be those weights), in
+        eval mode, loaded as ``load`` loads it; a server puts adapters on it with peft."""
+        from loraledger.loading import load_base
+
+        return load_base(self.settings, base, device=device)
+
+    def adapter_folder(self, version: "VersionRecord", cache: PathLike) -> Path:
+        """``version``'s verified adapter files in ``cache``, in a folder named by the artifact
+        digest: checked out on first use, reused after (versions sharing files share the folder)."""
+        from loraledger.loading import adapter_folder
+
+        return adapter_folder(self.registry, version.artifact_digest, Path(cache))
