@@ -59,7 +59,7 @@ def load_base(settings: Settings, base: "BaseModelRecord", *, device: str | None
     dtype, same device choice), so an adapter put on it later computes what ``Ledger.load`` gives."""
     from loraledger.trainer.evaluate import load_for_eval
 
-    return load_for_eval(locate_base(settings, base), None, device=device)
+    return load_for_eval(recorded_base(settings, base), None, device=device)
 
 
 def adapter_folder(registry: Registry, artifact_digest: str, cache: Path) -> Path:
