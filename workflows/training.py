@@ -37,6 +37,7 @@ from loraledger.suites import Regression, gate, score_update, update_label
 from loraledger.trainer.datafiles import LoadedData, read_records
 
 if TYPE_CHECKING:
+    from loraledger.retention import RetentionOutcome, Retrained
     from loraledger.runlog import RunLog
 
 log = logging.getLogger("loraledger.update")
@@ -76,6 +77,8 @@ class TrainResult:
     # Whether the forgetting gate looked at this version (not with --no-eval, nor for a first version).
     gated: bool = False
     eval_setting: str | None = None  # the scoring setting of ``scores``
+    # With a retention budget: the search (``version`` is then the chosen candidate when one was).
+    retention: "RetentionOutcome | None" = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,10 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
         hooks.warn(message)
 
     check_name(request.name, "adapter name")
+    if request.recipe.retention.max_forgetting is not None and not (request.run_eval and request.eval_files):
+        raise InvalidInput(
+            "a retention budget (--max-forgetting) needs --eval: the gain it keeps is measured there"
+        )
     registry = settings.open_registry()
 
     # 1. Parent and base. Where `current` stands now decides, at registration, whether it may move.
@@ -260,33 +267,64 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
         regressions = gate(registry, parent, evals, gated, threshold) if parent else []
     promote = not regressions or request.force
 
+    # 6b. Retention budget (workflows/retention.py): the one call; it searches before anything is
+    # registered, and with a budget the budget, not the gate's threshold, decides about the raw update.
+    retention: RetentionOutcome | None = None
+    if recipe.retention.max_forgetting is not None:
+        from loraledger.retention import Search, meet_budget
+
+        retention = meet_budget(
+            Search(
+                registry,
+                request.name,
+                parent,
+                source,
+                base,
+                recipe,
+                outcome.adapter_dir,
+                evals,
+                eval_sets,
+                gated,
+                outcome.seconds,
+                run_dir / "candidates",
+                _replay_retrainer(
+                    registry, request, parent, recipe, job, run_dir, train_records, replay_data, warn
+                ),
+                hooks.stage,
+            )
+        )
+        promote = (retention.chosen is not None and not retention.searched) or request.force
+
     # 7. Store the adapter, then register it atomically with everything above. Storing it last keeps
     # the time its blobs spend unreferenced short (see `adapters gc --min-age`).
     artifact = registry.put_artifact(outcome.adapter_dir)
     faults.point("before-register")
+    raw_new = NewVersion(
+        name=request.name,
+        kind="train",
+        parent=parent.ref if parent else None,
+        base=base,
+        lora=outcome.lora.model_dump(),
+        training=recipe.training.model_dump()
+        | {
+            "replay_rows": len(replay_records),
+            "padding": outcome.padding,
+            "resumed_from": outcome.resumed_from,
+            "eval": recipe.eval.model_dump(),
+        },
+        seed=recipe.training.seed,
+        libraries=outcome.libraries,
+        train_tokens=outcome.data.tokens,
+        final_loss=outcome.final_loss,
+        artifact_digest=artifact,
+        note=request.note,
+        datasets=uses,
+        evals=evals,
+    )
+    if retention is not None:
+        raw_new.training["retention"] = retention.trace()
     version = registry.register(
-        NewVersion(
-            name=request.name,
-            kind="train",
-            parent=parent.ref if parent else None,
-            base=base,
-            lora=outcome.lora.model_dump(),
-            training=recipe.training.model_dump()
-            | {
-                "replay_rows": len(replay_records),
-                "padding": outcome.padding,
-                "resumed_from": outcome.resumed_from,
-                "eval": recipe.eval.model_dump(),
-            },
-            seed=recipe.training.seed,
-            libraries=outcome.libraries,
-            train_tokens=outcome.data.tokens,
-            final_loss=outcome.final_loss,
-            artifact_digest=artifact,
-            note=request.note,
-            datasets=uses,
-            evals=evals,
-        ),
+        raw_new,
         promote=promote,
         reason="forced past the forgetting gate" if regressions and request.force else "trained",
         only_if_current=(current_at_start,),
@@ -303,6 +341,14 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
     for label, dataset in eval_sets.items():
         registry.add_to_suite(request.name, dataset, label=label, role="update", version=version.number)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    if retention is not None and retention.searched:  # register the chosen candidate (retention.py)
+        from loraledger.retention import register_outcome
+
+        retention.raw_ref = version.ref
+        version = register_outcome(registry, retention, raw_new, version, current_at_start)
+        promote = version.is_current
+        assert retention.chosen is not None
+        scores = retention.chosen.scores
     return TrainResult(
         version=version,
         outcome=outcome,
@@ -313,6 +359,7 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
         run_dir=run_dir,
         gated=request.run_eval and parent is not None,
         eval_setting=evals[0].setting if evals else None,
+        retention=retention,
     )
 
 
@@ -459,3 +506,52 @@ def _train(job: TrainJob, num_processes: int, run_dir: Path, progress: Any) -> T
     from loraledger.trainer.recipe import train
 
     return train(job, progress=progress)
+
+
+def _replay_retrainer(
+    registry: Registry,
+    request: TrainRequest,
+    parent: VersionRecord | None,
+    recipe: Recipe,
+    job: TrainJob,
+    run_dir: Path,
+    train_records: list[list[dict[str, Any]]],
+    replay_data: list[Canonical],
+    warn: Callable[[str], None],
+) -> "Callable[[float], Retrained | None]":
+    """The retention search's replay remedy: the same job again with ``share`` of replayed rows."""
+    from loraledger.retention import Retrained
+
+    def retrain(share: float) -> Retrained | None:
+        shared = recipe.model_copy(update={"training": recipe.training.model_copy(update={"replay": share})})
+        sources = _replay(registry, parent, shared, sum(map(len, train_records)), warn, replay_data)
+        replayed = [row for _, rows in sources for row in rows]
+        if not replayed:
+            return None  # a first version without --replay-data: nothing to replay
+        folder = run_dir / "candidates" / f"replay-{share:g}"
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="loraledger-parent-") as scratch:
+            parent_dir = registry.checkout(parent.ref, Path(scratch) / "parent") if parent else None
+            again = job.model_copy(
+                update={
+                    "training": shared.training,
+                    "records": [row for rows in train_records for row in rows] + replayed,
+                    "source_rows": [len(rows) for rows in train_records] + [len(rows) for _, rows in sources],
+                    "replay_rows": len(replayed),
+                    "parent_adapter": parent_dir,
+                    "output_dir": folder / "adapter",
+                    "checkpoint_dir": folder / "checkpoints",
+                    "resume": False,
+                }
+            )
+            outcome = _train(again, request.num_processes, folder, _fault_point(None))
+        tokens = outcome.data.source_tokens[len(train_records) :]
+        uses = [
+            NewDatasetUse(
+                dataset=dataset, role="replay", rows=len(rows), tokens=count, label=f"replay {len(rows)} rows"
+            )
+            for (dataset, rows), count in zip(sources, tokens, strict=True)
+        ]
+        return Retrained(outcome.adapter_dir, outcome.seconds, outcome.final_loss, outcome.data.tokens, uses)
+
+    return retrain
