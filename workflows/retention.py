@@ -316,6 +316,7 @@ def register_outcome(
     """After the raw update is registered (held back, with the trace): register the chosen candidate
     as a version derived from it and make it current; or, when nothing met the budget, raise
     ``BudgetNotMet`` (the raw update and the trace stay inspectable)."""
+    faults.point("retention-register")
     chosen = outcome.chosen
     if chosen is None:
         best = min(outcome.candidates, key=lambda c: c.worst)
@@ -329,7 +330,6 @@ def register_outcome(
     assert chosen.folder is not None
     from loraledger.trainer.scaling import combined_lora
 
-    faults.point("retention-register")
     datasets = raw_new.datasets
     training = raw_new.training | {"retention": outcome.trace()}
     update: dict[str, Any] = {}
