@@ -13,6 +13,8 @@ Sections (default: all but ``throughput``):
   when it runs, measured on their own otherwise);
 - ``publish`` (publish_roundtrip.py): stack/merge exactness and a Hub push + download on loopback;
 - ``throughput`` (train_throughput.py): the trainer per precision (fp32, 4-bit, 8-bit); minutes.
+- ``retention`` (retention.py): a 5% retention budget on the shipped update 2 and on update 1 as a
+  first version: forgetting per set, gain kept, search cost against training; minutes (not default).
 
 ``--quick`` shrinks every section to a smoke run (tiny data, small registry, one round): it checks that
 the scripts still run; its figures mean nothing. Prints the table (stdout) and writes everything as JSON
@@ -34,7 +36,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))  # the sibling scripts import as modules
 
 DEFAULT_JSON = HERE / "results" / "latest.json"
-SECTIONS = ("training", "eval", "registry", "cold", "publish", "throughput")
+SECTIONS = ("training", "eval", "registry", "cold", "publish", "throughput", "retention")
 DEFAULT_SECTIONS = ("training", "eval", "registry", "cold", "publish")
 COLD_TARGET = 0.5
 Row = dict[str, str]
@@ -101,6 +103,12 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         return train_throughput.run(epochs=0.02, quantize=("none",))
     return train_throughput.run()
+
+
+def retention(args: argparse.Namespace) -> dict[str, Any]:
+    import retention as retention_budget
+
+    return retention_budget.run(quick=args.quick, threads=args.threads or 1)
 
 
 # ---- the one table ---------------------------------------------------------------------------------
@@ -245,12 +253,48 @@ def throughput_rows(results: dict[str, Any]) -> list[Row]:
     ]
 
 
+def retention_rows(results: dict[str, Any]) -> list[Row]:
+    rows = []
+    for pair, found in results["pairs"].items():
+        forgot = found["chosen_forgetting"] or {}
+        rows.append(
+            row(
+                f"retention {results['budget']:.0%}, {pair}: chosen forgetting per set (raw update's)",
+                ", ".join(
+                    f"{label} {value:+.1%} ({found['raw_forgetting'].get(label, 0):+.1%})"
+                    for label, value in forgot.items()
+                )
+                or found["remedy"],
+                f"<= {results['budget']:.0%} on every set",
+                verdict(found["within_budget_on_every_set"]),
+            )
+        )
+        rows.append(
+            row(
+                f"retention, {pair}: gain kept at alpha {found['alpha']}",
+                f"{(found['gain_share_kept'] or 0):.0%}",
+                ">= 50% (floor)",
+            )
+        )
+        share = found["search_share_cpu"] or found["search_share_wall"] or 0.0
+        rows.append(
+            row(
+                f"retention, {pair}: strength search / training, CPU (wall), {found['candidates']} tries",
+                f"{share:.0%} ({found['search_share_wall'] or 0:.0%})",
+                f"< {results['target_search_share']:.0%}",
+                verdict(share < results["target_search_share"]),
+            )
+        )
+    return rows
+
+
 RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "training": training,
     "eval": eval_cost,
     "registry": registry,
     "publish": publish,
     "throughput": throughput,
+    "retention": retention,
 }
 ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "training": training_rows,
@@ -259,6 +303,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "cold": cold_rows,
     "publish": publish_rows,
     "throughput": throughput_rows,
+    "retention": retention_rows,
 }
 
 

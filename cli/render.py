@@ -342,8 +342,8 @@ def train_summary(result: "TrainResult") -> Table:
     if result.retention is not None:
         from loraledger.cli.render_retention import trace_lines
 
-        for key, value in trace_lines(result.retention.trace()):
-            table.add_row(key, value)
+        for key, line in trace_lines(result.retention.trace()):
+            table.add_row(key, line)
     if result.regressions:
         from loraledger.suites import advice
 
@@ -354,7 +354,7 @@ def train_summary(result: "TrainResult") -> Table:
         for line in advice(version.name, version.ref, result.regressions, promoted=result.promoted):
             table.add_row("", line)
     else:
-        if result.version.parent and not result.gated:
+        if result.version.parent and not result.gated and result.retention is None:
             table.add_row(
                 "gate",
                 f"[yellow]not checked[/] (--no-eval): `adapters eval {result.version.ref}` scores it, "

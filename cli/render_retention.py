@@ -8,12 +8,14 @@ def trace_lines(trace: dict[str, Any]) -> list[tuple[str, str]]:
     in the order it was tried, with its worst forgetting, kept gain and cost."""
     budget = trace.get("budget") or 0.0
     remedy = trace.get("remedy")
-    outcome = {
-        "none": "the raw update was within it",
-        "strength": f"raw update at strength alpha={trace.get('alpha')}",
-        "replay": f"retrained with {trace.get('replay', 0):.0%} replay",
-        "unmet": "[bold red]nothing met it[/]: nothing went live",
-    }.get(str(remedy), str(remedy))
+    if remedy == "none":
+        outcome = "the raw update was within it"
+    elif remedy == "strength":
+        outcome = f"raw update at strength alpha={trace.get('alpha')}"
+    elif remedy == "replay":
+        outcome = f"retrained with {trace.get('replay') or 0:.0%} replay"
+    else:
+        outcome = "[bold red]nothing met it[/]: nothing went live"
     costs = trace.get("search_seconds") or {}
     train = trace.get("train_seconds") or 0.0
     spent = sum(costs.values())

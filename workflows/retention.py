@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from loraledger import faults
 from loraledger.registry import Registry
-from loraledger.schemas.errors import LedgerError
+from loraledger.schemas.errors import BudgetNotMet
 from loraledger.schemas.jobs import BaseSource
 from loraledger.schemas.records import (
     BaseModelRecord,
@@ -38,16 +38,7 @@ from loraledger.schemas.specs import Recipe
 from loraledger.suites import EvalSet, Scorer, base_scores, suite_sets, version_scores
 
 Remedy = Literal["raw", "strength", "replay"]
-
-
-class BudgetNotMet(LedgerError):
-    """No candidate forgets within the budget while keeping a useful share of the gain."""
-
-    exit_code = 6
-
-    def __init__(self, message: str, outcome: "RetentionOutcome") -> None:
-        super().__init__(message)
-        self.outcome = outcome
+__all__ = ["BudgetNotMet", "RetentionOutcome", "Search", "largest_within", "meet_budget", "register_outcome"]
 
 
 @dataclass
@@ -69,12 +60,13 @@ class Candidate:
     scores: dict[str, float]  # label -> NLL, every set scored
     forgetting: dict[str, float]  # gated label -> relative NLL change against the start
     gain_share: float | None  # None: the raw update gained nothing to share
-    seconds: float  # building (or retraining) plus scoring
+    seconds: float  # building (or retraining) plus scoring, wall clock
     within_budget: bool
     useful: bool
     folder: Path | None = field(default=None, repr=False)
     evals: list[NewEval] = field(default_factory=list, repr=False)
     retrained: Retrained | None = field(default=None, repr=False)
+    cpu_seconds: float = 0.0  # the same span in CPU time (all threads): what it cost on a busy machine
 
     @property
     def worst(self) -> float:
@@ -94,6 +86,7 @@ class Candidate:
             "gain_share": self.gain_share,
             "scores": self.scores,
             "seconds": round(self.seconds, 3),
+            "cpu_seconds": round(self.cpu_seconds, 3),
             "within_budget": self.within_budget,
             "useful": self.useful,
             "chosen": chosen,
@@ -113,7 +106,8 @@ class RetentionOutcome:
 
     @property
     def searched(self) -> bool:
-        return len(self.candidates) > 1
+        """Whether the raw update was over the budget (so a search ran, whatever it found)."""
+        return not self.candidates[0].within_budget
 
     @property
     def met(self) -> bool:
@@ -235,7 +229,8 @@ def meet_budget(search: Search) -> RetentionOutcome:
             gain_share=share,
             seconds=seconds,
             within_budget=max(forgetting.values(), default=0.0) <= budget,
-            useful=share is not None and share >= spec.min_gain_share,
+            # A floor of 0 is no floor: even an update that gained nothing on its split may be weakened.
+            useful=spec.min_gain_share == 0 or (share is not None and share >= spec.min_gain_share),
             evals=evals,
         )
 
@@ -261,7 +256,7 @@ def meet_budget(search: Search) -> RetentionOutcome:
 
     def strength(alpha: float) -> bool:
         nonlocal parent_dir
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         if search.parent is not None and parent_dir is None:
             parent_dir = search.registry.checkout(search.parent.ref, search.work_dir / "parent")
         folder = scaled_adapter(search.raw_dir, parent_dir, alpha, search.work_dir / f"alpha-{alpha:.6f}")
@@ -270,7 +265,7 @@ def meet_budget(search: Search) -> RetentionOutcome:
         found = candidate(
             "strength", alpha, search.recipe.training.replay, evals, time.perf_counter() - started
         )
-        found.folder = folder
+        found.folder, found.cpu_seconds = folder, time.process_time() - cpu
         by_alpha[alpha] = found
         outcome.candidates.append(found)
         faults.point("retention-candidate")
@@ -290,7 +285,7 @@ def meet_budget(search: Search) -> RetentionOutcome:
         return outcome
     for share in spec.replay_shares:
         search.stage(f"retention budget {budget:.1%}: retraining with {share:.0%} replay")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         retrained = search.retrain(share)
         if retrained is None:
             search.stage("retention budget: no earlier data to replay (pass --replay-data)")
@@ -298,6 +293,7 @@ def meet_budget(search: Search) -> RetentionOutcome:
         evals = scorer.score(retrained.adapter_dir, sets)
         found = candidate("replay", 1.0, share, evals, time.perf_counter() - started)
         found.folder, found.retrained = retrained.adapter_dir, retrained
+        found.cpu_seconds = time.process_time() - cpu
         outcome.candidates.append(found)
         faults.point("retention-candidate")
         if found.acceptable:

@@ -299,32 +299,30 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
     # the time its blobs spend unreferenced short (see `adapters gc --min-age`).
     artifact = registry.put_artifact(outcome.adapter_dir)
     faults.point("before-register")
-    raw_new = NewVersion(
-        name=request.name,
-        kind="train",
-        parent=parent.ref if parent else None,
-        base=base,
-        lora=outcome.lora.model_dump(),
-        training=recipe.training.model_dump()
-        | {
-            "replay_rows": len(replay_records),
-            "padding": outcome.padding,
-            "resumed_from": outcome.resumed_from,
-            "eval": recipe.eval.model_dump(),
-        },
-        seed=recipe.training.seed,
-        libraries=outcome.libraries,
-        train_tokens=outcome.data.tokens,
-        final_loss=outcome.final_loss,
-        artifact_digest=artifact,
-        note=request.note,
-        datasets=uses,
-        evals=evals,
-    )
-    if retention is not None:
-        raw_new.training["retention"] = retention.trace()
     version = registry.register(
-        raw_new,
+        raw_new := NewVersion(
+            name=request.name,
+            kind="train",
+            parent=parent.ref if parent else None,
+            base=base,
+            lora=outcome.lora.model_dump(),
+            training=recipe.training.model_dump()
+            | {
+                "replay_rows": len(replay_records),
+                "padding": outcome.padding,
+                "resumed_from": outcome.resumed_from,
+                "eval": recipe.eval.model_dump(),
+            }
+            | ({"retention": retention.trace()} if retention else {}),
+            seed=recipe.training.seed,
+            libraries=outcome.libraries,
+            train_tokens=outcome.data.tokens,
+            final_loss=outcome.final_loss,
+            artifact_digest=artifact,
+            note=request.note,
+            datasets=uses,
+            evals=evals,
+        ),
         promote=promote,
         reason="forced past the forgetting gate" if regressions and request.force else "trained",
         only_if_current=(current_at_start,),

@@ -129,10 +129,26 @@ def evals(settings: Settings, name: str, setting: str | None, as_json: bool) -> 
     matrix = check_setting(registry.score_matrix(name, setting=setting), name, setting)
     threshold = registry.max_regression(name)
     ever_current = {e.to_version for e in registry.history(name) if e.alias == "current" and e.to_version}
+    from loraledger.retention_report import searches
+
+    traces = searches(registry.versions(name))
     if as_json:
-        print_json(matrix_json(matrix, name=name, threshold=threshold, ever_current=ever_current))
+        listing = matrix_json(matrix, name=name, threshold=threshold, ever_current=ever_current)
+        print_json(listing | {"retention": traces})
         return
     out().print(matrix_view(matrix, name=name, threshold=threshold, ever_current=ever_current))
+    for ref, trace in traces.items():  # the retention searches, in one line each
+        chosen = next((c for c in trace["candidates"] if c.get("chosen")), None)
+        picked = (
+            f"chose {chosen['remedy']} alpha={chosen['alpha']:g} replay={chosen['replay']:g}: forgetting "
+            f"{chosen['worst_forgetting']:+.1%}, {chosen['gain_share'] or 0:.0%} of the gain"
+            if chosen
+            else "nothing met it"
+        )
+        out().print(
+            f"{ref}: retention budget {trace['budget']:.1%}, {len(trace['candidates'])} candidates, "
+            f"{picked} (`adapters show {ref}`)"
+        )
 
 
 @click.group()

@@ -210,15 +210,14 @@ def test_bisection_on_real_scores_matches_a_brute_force_grid(
     version = first.version
     source = resolve_base(version.base.model_id, cache_dir=ledger.settings.cache_dir)
     scorer = Scorer(registry, version.base, lambda: source, spec=recipe().eval)
-    general = suite_sets(registry, "ip")
-    start = base_scores(registry, version.base, scorer.setting)
+    general = {d: s for d, s in suite_sets(registry, "ip").items() if s.role == "retention"}
+    [before] = [v for d, v in base_scores(registry, version.base, scorer.setting).items() if d in general]
     folder = Path(ledger.settings.home) / "adapter"
     registry.checkout(version.ref, folder)
 
     def forgetting(alpha: float) -> float:
         candidate = scaled_adapter(folder, None, alpha, folder.parent / f"a{alpha}")
         [nll] = [e.value for e in scorer.score(candidate, general) if e.metric == "nll"]
-        [before] = start.values()
         return (nll - before) / before
 
     steps = 3
@@ -271,7 +270,8 @@ def test_a_continuation_over_budget_goes_live_weakened_with_its_trace(
     assert general == pytest.approx(picked[0]["scores"]["general"])
     assert chosen.lora["r"] == 2 * SMALL["r"]
     # And it continues like any version.
-    again = ledger.train("ip", files["v1"], eval=files["v1-eval"], recipe=recipe())
+    continued = Recipe.model_validate({"training": HARD})  # the LoRA shape is inherited: r = 8 now
+    again = ledger.train("ip", files["v1"], eval=files["v1-eval"], recipe=continued)
     assert again.version.parent == "ip@4"
 
 
@@ -283,7 +283,11 @@ def test_an_unmet_budget_exits_non_zero_and_nothing_goes_live(
     config = tmp_path / "recipe.json"
     config.write_text(
         json.dumps(
-            {"lora": SMALL, "training": HARD, "retention": {"replay_shares": [], "bisection_steps": 2}}
+            {
+                "lora": SMALL,
+                "training": HARD,
+                "retention": {"replay_shares": [], "bisection_steps": 2, "min_gain_share": 1.0},
+            }
         )
     )
     args = [
