@@ -293,7 +293,7 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
                 hooks.stage,
             )
         )
-        promote = (retention.chosen is not None and not retention.searched) or request.force
+        promote = not retention.searched  # else the chosen candidate goes live, not the raw update
 
     # 7. Store the adapter, then register it atomically with everything above. Storing it last keeps
     # the time its blobs spend unreferenced short (see `adapters gc --min-age`).
