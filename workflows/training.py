@@ -346,7 +346,7 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
         version = register_outcome(registry, retention, raw_new, version, current_at_start)
         promote = version.is_current
         assert retention.chosen is not None
-        scores = retention.chosen.scores
+        scores, regressions = retention.chosen.scores, []  # the raw update's; the chosen one is within
     return TrainResult(
         version=version,
         outcome=outcome,
