@@ -192,9 +192,10 @@ def meet_budget(search: Search) -> RetentionOutcome:
     for label, dataset in search.eval_sets.items():
         sets.setdefault(dataset.digest, EvalSet(label, dataset, "update"))
     labels = {digest: s.label for digest, s in sets.items()}
-    domain = [
-        digest for digest in (d.digest for d in search.eval_sets.values()) if digest not in search.gated
-    ]
+    # This update's own splits measure its gain, also when the same split is in the suite already (an
+    # update trained again); they are not where it can forget.
+    domain = [dataset.digest for dataset in search.eval_sets.values()]
+    gated = {digest: label for digest, label in search.gated.items() if digest not in domain}
     if search.parent is not None:
         recorded = search.registry.resolve(search.parent.ref).evals
         start = version_scores(recorded, search.parent.ref, setting)
@@ -216,7 +217,7 @@ def meet_budget(search: Search) -> RetentionOutcome:
         nll = nll_of(evals)
         forgetting = {
             label: (nll[d] - start[d]) / start[d]
-            for d, label in search.gated.items()
+            for d, label in gated.items()
             if d in nll and d in start and start[d]
         }
         share = gain(nll) / raw_gain if raw_gain > 0 else None
