@@ -21,6 +21,8 @@ Sections (default: all but ``throughput``):
   tokens/s, time to first token, and the alias-swap latency (registry commit -> first answer by the
   new version);
 - ``throughput`` (train_throughput.py): the trainer per precision (fp32, 4-bit, 8-bit); minutes.
+- ``retention`` (retention.py): a 5% retention budget on the shipped update 2 and on update 1 as a
+  first version: forgetting per set, gain kept, search cost against training; minutes (not default).
 
 ``--quick`` shrinks every section to a smoke run (tiny data, small registry, one round): it checks that
 the scripts still run; its figures mean nothing. Prints the table (stdout) and writes everything as JSON
@@ -52,8 +54,10 @@ SECTIONS = (
     "publish",
     "serve",
     "throughput",
+    "retention",
 )
-DEFAULT_SECTIONS = SECTIONS[:-1]
+# throughput and retention take minutes: asked for by name (--only).
+DEFAULT_SECTIONS = SECTIONS[:-2]
 COLD_TARGET = 0.5
 Row = dict[str, str]
 
@@ -141,6 +145,12 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         return train_throughput.run(epochs=0.02, quantize=("none",))
     return train_throughput.run()
+
+
+def retention(args: argparse.Namespace) -> dict[str, Any]:
+    import retention as retention_budget
+
+    return retention_budget.run(quick=args.quick, threads=args.threads or 1)
 
 
 # ---- the one table ---------------------------------------------------------------------------------
@@ -373,6 +383,41 @@ def throughput_rows(results: dict[str, Any]) -> list[Row]:
     ]
 
 
+def retention_rows(results: dict[str, Any]) -> list[Row]:
+    rows = []
+    for pair, found in results["pairs"].items():
+        forgot = found["chosen_forgetting"] or {}
+        rows.append(
+            row(
+                f"retention {results['budget']:.0%}, {pair}: chosen forgetting per set (raw update's)",
+                ", ".join(
+                    f"{label} {value:+.1%} ({found['raw_forgetting'].get(label, 0):+.1%})"
+                    for label, value in forgot.items()
+                )
+                or found["remedy"],
+                f"<= {results['budget']:.0%} on every set",
+                verdict(found["within_budget_on_every_set"]),
+            )
+        )
+        rows.append(
+            row(
+                f"retention, {pair}: gain kept at alpha {found['alpha']}",
+                f"{(found['gain_share_kept'] or 0):.0%}",
+                ">= 50% (floor)",
+            )
+        )
+        share = found["search_share_cpu"] or found["search_share_wall"] or 0.0
+        rows.append(
+            row(
+                f"retention, {pair}: strength search / training, CPU (wall), {found['candidates']} tries",
+                f"{share:.0%} ({found['search_share_wall'] or 0:.0%})",
+                f"< {results['target_search_share']:.0%}",
+                verdict(share < results["target_search_share"]),
+            )
+        )
+    return rows
+
+
 RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "training": training,
     "real-model": real_model,
@@ -382,6 +427,7 @@ RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "publish": publish,
     "serve": serve,
     "throughput": throughput,
+    "retention": retention,
 }
 ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "training": lambda results: training_rows(results) + peer_rows(results),
@@ -393,6 +439,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "publish": publish_rows,
     "serve": serve_rows,
     "throughput": throughput_rows,
+    "retention": retention_rows,
 }
 
 

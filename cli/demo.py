@@ -8,6 +8,9 @@ The built-in base (pre-trained on Python documentation) gets an adapter for lice
    keeps ``current`` on update 1;
 4. update 2 again, replaying update 1's data and general text beside the new data: it forgets much
    less, passes the gate and goes live;
+5. update 2 again from update 1, with a 5% retention budget and no replay: the raw update is held
+   back and the strongest weaker version of it within the budget goes live, found without retraining
+   (workflows/retention.py); its search cost is shown next to the replay retraining's;
 
 then the registry, the lineage, the score matrix with the forgetting metrics, and a report.
 """
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loraledger.cli.output import err, out
-from loraledger.schemas.specs import LoraSpec, Recipe, TrainSpec
+from loraledger.schemas.specs import LoraSpec, Recipe, RetentionSpec, TrainSpec
 from loraledger.settings import Settings
 
 if TYPE_CHECKING:
@@ -37,6 +40,7 @@ LORA = LoraSpec(target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_pr
 GENTLE = TrainSpec(learning_rate=1e-3, epochs=0.5, max_length=128, batch_tokens=1024)
 HARD = TrainSpec(learning_rate=1e-2, scheduler="constant", epochs=1, max_length=128, batch_tokens=1024)
 REPLAY = 0.4
+BUDGET = 0.05
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class Step:
     stem: str
     training: TrainSpec
     replay_general: bool = False
+    parent: str | None = None
+    max_forgetting: float | None = None
 
 
 STEPS = [
@@ -55,6 +61,13 @@ STEPS = [
         "update-2",
         HARD.model_copy(update={"replay": REPLAY}),
         replay_general=True,
+    ),
+    Step(
+        f"update 2 again from update 1, retention budget {BUDGET:.0%}, no replay",
+        "update-2",
+        HARD,
+        parent=f"{NAME}@1",
+        max_forgetting=BUDGET,
     ),
 ]
 
@@ -129,7 +142,12 @@ def _run_demo(settings: Settings, *, home: Path | None, quiet: bool) -> Path:
                 eval=samples / "legal" / f"{step.stem}-eval.jsonl",
                 base="builtin:tiny",
                 replay_data=[samples / "general" / "pretrain.jsonl"] if step.replay_general else [],
-                recipe=Recipe(lora=LORA, training=step.training),
+                recipe=Recipe(
+                    lora=LORA,
+                    training=step.training,
+                    retention=RetentionSpec(max_forgetting=step.max_forgetting),
+                ),
+                parent=step.parent,
                 progress=hooks,
             )
         results.append(result)
@@ -162,6 +180,9 @@ def story(matrix: "ScoreMatrix", results: list["TrainResult"]) -> list[str]:
     lines = [f"base model: general text NLL {base[general]:.4f}"]
     forgetting: dict[int, float] = {}
     for result in results:
+        if result.retention is not None and result.retention.searched:
+            lines.append(retention_story(result, results))
+            continue
         row = matrix.row(result.version.number)
         own = next((s for s in matrix.sets if s.digest in row.version.learned), None)  # its eval split
         learned = ""
@@ -184,7 +205,7 @@ def story(matrix: "ScoreMatrix", results: list["TrainResult"]) -> list[str]:
             f"{result.version.ref}: {learned}general text {cell.nll:.4f} "
             f"({percent(change)} against {against}) -> {verdict}"
         )
-    if len(forgetting) == 3:
+    if {2, 3} <= set(forgetting):
         lines.append(
             f"replaying general text cut the forgetting of update 2 from {forgetting[2]:+.1%} to "
             f"{forgetting[3]:+.1%} on general text"
@@ -194,3 +215,23 @@ def story(matrix: "ScoreMatrix", results: list["TrainResult"]) -> list[str]:
 
 def percent(change: "Change | None") -> str:
     return "-" if change is None else f"{change.relative:+.1%}"
+
+
+def retention_story(result: "TrainResult", results: list["TrainResult"]) -> str:
+    """The budgeted update in words: what was chosen, what it forgot and kept, and what it cost next
+    to the replay remedy (the retraining of step 4)."""
+    outcome = result.retention
+    assert outcome is not None
+    chosen = outcome.chosen
+    replay = next((r for r in results if r.version.training.get("replay_rows")), None)
+    replay_cost = f"; replay retraining took {replay.outcome.seconds:.0f}s" if replay else ""
+    if chosen is None:
+        return f"{outcome.raw_ref}: [bold red]no candidate within the {outcome.budget:.0%} budget[/]"
+    general = chosen.forgetting.get("general text", chosen.worst)
+    verdict = "went live" if result.promoted else "[bold red]held back[/]"
+    return (
+        f"{result.version.ref}: {outcome.raw_ref} (held back) at strength {chosen.alpha:g}, general text "
+        f"{general:+.1%} against {outcome.reference}, {chosen.gain_share or 0:.0%} of its gain on update 2 "
+        f"kept -> {verdict} (budget {outcome.budget:.0%}; search {outcome.search_seconds:.0f}s over "
+        f"{len(outcome.candidates) - 1} candidates, no retraining{replay_cost})"
+    )

@@ -112,7 +112,11 @@ def version_detail(version: VersionRecord) -> Table:
         ("base weights", version.base.weights_digest or "-"),
         ("artifact", version.artifact_digest),
         ("lora", ", ".join(f"{k}={v}" for k, v in version.lora.items()) or "-"),
-        ("training", ", ".join(f"{k}={v}" for k, v in version.training.items() if v is not None) or "-"),
+        (
+            "training",
+            ", ".join(f"{k}={v}" for k, v in version.training.items() if v is not None and k != "retention")
+            or "-",
+        ),
         ("seed", str(version.seed) if version.seed is not None else "-"),
         ("train tokens", number(version.train_tokens)),
         ("final loss", number(version.final_loss)),
@@ -121,6 +125,10 @@ def version_detail(version: VersionRecord) -> Table:
     ]
     if version.note:
         rows.append(("note", version.note))
+    if isinstance(version.training.get("retention"), dict):
+        from loraledger.cli.render_retention import trace_lines
+
+        rows += trace_lines(version.training["retention"])
     for key, value in rows:
         table.add_row(key, value)
     for use in version.datasets:
@@ -323,6 +331,11 @@ def train_summary(result: "TrainResult") -> Table:
     )
     for label, value in result.scores.items():
         table.add_row("eval", f"{label}: nll {value:.4f} ({result.eval_setting})")
+    if result.retention is not None:
+        from loraledger.cli.render_retention import trace_lines
+
+        for key, line in trace_lines(result.retention.trace()):
+            table.add_row(key, line)
     if result.regressions:
         from loraledger.suites import advice
 
@@ -333,7 +346,7 @@ def train_summary(result: "TrainResult") -> Table:
         for line in advice(version.name, version.ref, result.regressions, promoted=result.promoted):
             table.add_row("", line)
     else:
-        if result.version.parent and not result.gated:
+        if result.version.parent and not result.gated and result.retention is None:
             table.add_row(
                 "gate",
                 f"[yellow]not checked[/] (--no-eval): `adapters eval {result.version.ref}` scores it, "

@@ -34,3 +34,14 @@ class Corrupt(LedgerError):
     """Stored bytes no longer match their recorded digest."""
 
     exit_code = 5
+
+
+class BudgetNotMet(LedgerError):
+    """No candidate update forgets within the retention budget while keeping a useful share of its gain
+    (``outcome``: the search, a ``loraledger.retention.RetentionOutcome``)."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, outcome: object = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome

@@ -5,9 +5,9 @@ description in the exported JSON Schema) and the validators reject combinations 
 message that says what to change. The resolved spec is saved beside each adapter and in the registry.
 """
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Quantize = Literal["none", "4bit", "8bit"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
@@ -138,9 +138,62 @@ class EvalSpec(StrictModel):
         return self
 
 
+def parse_share(value: Any) -> Any:
+    """``5%``, ``"0.05"`` or ``0.05`` -> 0.05: a share as people write it on a command line."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a share: write 5% or 0.05") from None
+    return value
+
+
+class RetentionSpec(StrictModel):
+    """A retention budget that training meets by itself (workflows/retention.py, docs/retention.md)."""
+
+    max_forgetting: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Largest relative NLL rise allowed on every retention set and earlier update (5% or "
+        "0.05). An update over it is searched down to one within it: weaker first (no retraining), "
+        "then retrained with replay. Unset: no search, the gate alone decides.",
+    )
+    min_gain_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Usefulness floor: a weakened update must keep at least this share of the raw "
+        "update's domain gain (NLL drop on its eval split), else replay retraining is tried.",
+    )
+    bisection_steps: int = Field(
+        5, ge=1, le=20, description="Bisection steps over the strength alpha (resolution 1/2^steps)."
+    )
+    replay_shares: list[float] = Field(
+        [0.2, 0.4, 0.6],
+        max_length=5,
+        description="Replay shares tried in order when no strength keeps a useful share of the gain; "
+        "the first within the budget is chosen (at most 5 retrainings).",
+    )
+
+    @field_validator("max_forgetting", mode="before")
+    @classmethod
+    def _percent(cls, value: Any) -> Any:
+        return parse_share(value)
+
+    @field_validator("replay_shares")
+    @classmethod
+    def _shares(cls, value: list[float]) -> list[float]:
+        if any(not 0 < share < 1 for share in value):
+            raise ValueError("each replay share is between 0 and 1 (exclusive)")
+        return value
+
+
 class Recipe(StrictModel):
     """A training recipe file (``adapters train --config recipe.yaml``); flags override its values."""
 
     lora: LoraSpec = Field(default_factory=LoraSpec)
     training: TrainSpec = Field(default_factory=TrainSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
+    retention: RetentionSpec = Field(default_factory=RetentionSpec)

@@ -4,6 +4,6 @@
 printing one line and choosing an exit code is the CLI's business.
 """
 
-from loraledger.schemas.errors import Conflict, Corrupt, InvalidInput, LedgerError, NotFound
+from loraledger.schemas.errors import BudgetNotMet, Conflict, Corrupt, InvalidInput, LedgerError, NotFound
 
-__all__ = ["Conflict", "Corrupt", "InvalidInput", "LedgerError", "NotFound"]
+__all__ = ["BudgetNotMet", "Conflict", "Corrupt", "InvalidInput", "LedgerError", "NotFound"]

@@ -133,6 +133,20 @@ class Ledger:
             newest_setting(self.registry.eval_results(name)),
         )
 
+    def retention(self, ref: str) -> dict[str, Any] | None:
+        """The retention search recorded on ``ref`` (chosen or raw update): budget, remedy, alpha or
+        replay share, cost, and every candidate with its scores; None for a version without one."""
+        trace = self.registry.resolve(ref).training.get("retention")
+        return trace if isinstance(trace, dict) else None
+
+    def retention_searches(self, name: str) -> dict[str, dict[str, Any]]:
+        """NAME's retention searches, ref -> trace: each chosen version's (naming its raw update), or the
+        raw update's own when nothing met the budget (what ``adapters evals`` lists)."""
+        from loraledger.retention_report import searches
+
+        return searches(self.registry.versions(name))
+
+
     def datasets(self, name: str | None = None) -> list["DatasetUse"]:
         """Which versions used which data, in which role."""
         return self.registry.dataset_uses(name)
@@ -250,6 +264,12 @@ class Ledger:
         the adapter's eval suite (plus ``eval`` files) and becomes current only if the forgetting gate
         passes (or ``force``). ``result.version`` is the registered version; ``result.promoted`` says
         whether it went live, ``result.regressions`` why not.
+
+        ``max_forgetting=0.05`` (or ``"5%"``; recipe key ``retention.max_forgetting``) sets a retention
+        budget: an update forgetting more is weakened, else retrained with replay, until it fits
+        (docs/retention.md). ``result.version`` is then the chosen version, derived from the raw update
+        (held back); ``result.retention`` holds the search; ``BudgetNotMet`` (exit code 6) when nothing
+        fits, with the raw update registered, held back, and the search recorded on it.
         """
         from loraledger.recipes import recipe_with
         from loraledger.training import TrainRequest, run_training

@@ -51,7 +51,7 @@ def build_recipe(
     from loraledger.schemas.specs import Recipe
 
     data = {key: value for key, value in data.items()}
-    for section in ("lora", "training", "eval"):
+    for section in ("lora", "training", "eval", "retention"):
         if data.get(section) is None:
             data[section] = {}
         elif not isinstance(data[section], dict):
@@ -89,7 +89,7 @@ def build_recipe(
 def recipe_with(recipe: "Recipe | None", fields: dict[str, Any]) -> tuple["Recipe", set[str]]:
     """``recipe`` (or the defaults) with keyword fields on top, as ``Ledger.train(..., epochs=2)``
     takes them: a LoRA or training field by its own name (``r``, ``alpha``, ``epochs``, ``replay``)."""
-    from loraledger.schemas.specs import LoraSpec, TrainSpec
+    from loraledger.schemas.specs import LoraSpec, RetentionSpec, TrainSpec
 
     overrides: dict[tuple[str, str], Any] = {}
     for field, value in fields.items():
@@ -97,8 +97,10 @@ def recipe_with(recipe: "Recipe | None", fields: dict[str, Any]) -> tuple["Recip
             overrides[("lora", field)] = value
         elif field in TrainSpec.model_fields:
             overrides[("training", field)] = value
+        elif field in RetentionSpec.model_fields:
+            overrides[("retention", field)] = value
         else:
-            known = ", ".join([*LoraSpec.model_fields, *TrainSpec.model_fields])
+            known = ", ".join([*LoraSpec.model_fields, *TrainSpec.model_fields, *RetentionSpec.model_fields])
             raise InvalidInput(f"unknown training setting {field!r}: use one of {known}")
     data = recipe.model_dump(exclude_unset=True) if recipe is not None else {}
     built, explicit = build_recipe(data, overrides, source="recipe")

@@ -51,7 +51,11 @@ def write_report(settings: Settings, name: str, out: Path) -> Path:
     if suffix == ".png":
         out.write_bytes(plots_png(matrix, name, ever_current))
     else:
-        out.write_text(html_page(matrix, name, threshold, ever_current), encoding="utf-8")
+        from loraledger.retention_report import searches, searches_html
+
+        page = html_page(matrix, name, threshold, ever_current)
+        extra = searches_html(searches(registry.versions(name)))
+        out.write_text(page.replace("</body></html>", extra + "\n</body></html>"), encoding="utf-8")
     return out
 
 

@@ -33,6 +33,7 @@ from loraledger.schemas.records import (
 from loraledger.schemas.specs import EvalSpec, Recipe
 
 __all__ = [
+    "EvalSet",
     "Regression",
     "Scorer",
     "add_suite_file",

@@ -46,6 +46,7 @@ from loraledger.suites import Regression, gate, score_update, update_label
 from loraledger.trainer.datafiles import LoadedData, read_records
 
 if TYPE_CHECKING:
+    from loraledger.retention import RetentionOutcome, Retrained
     from loraledger.runlog import RunLog
 
 log = logging.getLogger("loraledger.update")
@@ -85,6 +86,8 @@ class TrainResult:
     # Whether the forgetting gate looked at this version (not with --no-eval, nor for a first version).
     gated: bool = False
     eval_setting: str | None = None  # the scoring setting of ``scores``
+    # With a retention budget: the search (``version`` is then the chosen candidate when one was).
+    retention: "RetentionOutcome | None" = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,10 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
     """The update as a sequence of phases; each returns what the later ones need. Nothing is written
     to the registry's tables before ``_register``."""
     check_name(request.name, "adapter name")
+    if request.recipe.retention.max_forgetting is not None and not (request.run_eval and request.eval_files):
+        raise InvalidInput(
+            "a retention budget (--max-forgetting) needs --eval: the gain it keeps is measured there"
+        )
     registry = settings.open_registry()
     registry.check_writable()  # a read-only registry is said now, not after the whole run
     run = _Run(settings, request, hooks, registry)
@@ -140,24 +147,36 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
     replay = _replay_rows(run, plan, data)
     _warn_retrained(run, plan, data)
     source, base = _load_base(run, plan)
-    run_dir, outcome = _train_adapter(run, plan, data, replay, source, base, run_log)
+    run_dir, outcome, job = _train_adapter(run, plan, data, replay, source, base, run_log)
     uses, eval_sets = _store_data(run, data, replay, outcome)
     evals = _score(run, plan, source, base, outcome, eval_sets)
     regressions = _gate(run, plan, evals)
-    version, promoted = _register(run, plan, base, outcome, replay, uses, evals.results, regressions)
+    retention = _meet_budget(run, plan, data, source, base, outcome, job, run_dir, eval_sets, evals)
+    version, raw_new, promoted = _register(
+        run, plan, base, outcome, replay, uses, evals.results, regressions, retention
+    )
     _finish(run, version, eval_sets, run_dir)
+    scores = evals.scores
+    if retention is not None and retention.searched:  # register the chosen candidate (retention.py)
+        from loraledger.retention import register_outcome
+
+        retention.raw_ref = version.ref
+        version = register_outcome(run.registry, retention, raw_new, version, plan.current_at_start)
+        promoted = version.is_current
+        assert retention.chosen is not None
+        scores, regressions = retention.chosen.scores, []  # the raw update's; the chosen one is within
     return TrainResult(
         version=version,
         outcome=outcome,
         promoted=promoted,
         regressions=regressions,
-        scores=evals.scores,
+        scores=scores,
         warnings=run.warnings,
         run_dir=run_dir,
         gated=request.run_eval and plan.parent is not None,
         eval_setting=evals.results[0].setting if evals.results else None,
+        retention=retention,
     )
-
 
 @dataclass
 class _Run:
@@ -293,7 +312,7 @@ def _train_adapter(
     source: BaseSource,
     base: BaseModelRecord,
     run_log: "RunLog",
-) -> tuple[Path, TrainOutcome]:
+) -> tuple[Path, TrainOutcome, TrainJob]:
     """5. Train in a run folder that survives crashes (checkpoints for --resume, the log)."""
     request, parent, recipe = run.request, plan.parent, plan.recipe
     run_dir = _run_dir(
@@ -324,7 +343,7 @@ def _train_adapter(
         run.hooks.stage(f"training {request.name} ({'continuing ' + parent.ref if parent else 'fresh'})")
         outcome = _train(job, request.num_processes, run_dir, _fault_point(run.hooks.train_progress))
     faults.point("trained")
-    return run_dir, outcome
+    return run_dir, outcome, job
 
 
 def _store_data(
@@ -397,6 +416,48 @@ def _gate(run: _Run, plan: _Plan, evals: _Scores) -> list[Regression]:
     return gate(run.registry, plan.parent, evals.results, evals.gated, threshold)
 
 
+def _meet_budget(
+    run: _Run,
+    plan: _Plan,
+    data: _Data,
+    source: BaseSource,
+    base: BaseModelRecord,
+    outcome: TrainOutcome,
+    job: TrainJob,
+    run_dir: Path,
+    eval_sets: dict[str, NewDataset],
+    evals: _Scores,
+) -> "RetentionOutcome | None":
+    """8b. The retention budget (workflows/retention.py), when one is set: search the update's strength,
+    then replay, for a candidate within the budget. Nothing is registered here."""
+    request, registry, parent, recipe = run.request, run.registry, plan.parent, plan.recipe
+    if recipe.retention.max_forgetting is None:
+        return None
+    from loraledger.retention import Search, meet_budget
+
+    train_records = [item.records for item in data.train]
+    return meet_budget(
+        Search(
+            registry,
+            request.name,
+            parent,
+            source,
+            base,
+            recipe,
+            outcome.adapter_dir,
+            evals.results,
+            eval_sets,
+            evals.gated,
+            outcome.seconds,
+            run_dir / "candidates",
+            _replay_retrainer(
+                registry, request, parent, recipe, job, run_dir, train_records, data.replay_files, run.warn
+            ),
+            run.hooks.stage,
+        )
+    )
+
+
 def _register(
     run: _Run,
     plan: _Plan,
@@ -406,16 +467,21 @@ def _register(
     uses: list[NewDatasetUse],
     evals: list[NewEval],
     regressions: list[Regression],
-) -> tuple[VersionRecord, bool]:
+    retention: "RetentionOutcome | None",
+) -> tuple[VersionRecord, NewVersion, bool]:
     """9. Store the adapter, then register it atomically with everything above; returns the version
     and whether it became current. Storing it last keeps the time its blobs spend unreferenced short
     (see `adapters gc --min-age`)."""
     request, registry, parent, recipe = run.request, run.registry, plan.parent, plan.recipe
     promote = not regressions or request.force
+    if retention is not None:
+        # With a budget, the budget (not the gate's threshold) decides about the raw update: held back
+        # when the search found a weaker candidate to register after it.
+        promote = not retention.searched
     artifact = registry.put_artifact(outcome.adapter_dir)
     faults.point("before-register")
     version = registry.register(
-        NewVersion(
+        raw_new := NewVersion(
             name=request.name,
             kind="train",
             parent=parent.ref if parent else None,
@@ -428,7 +494,8 @@ def _register(
                 "precision_used": outcome.precision,
                 "resumed_from": outcome.resumed_from,
                 "eval": recipe.eval.model_dump(),
-            },
+            }
+            | ({"retention": retention.trace()} if retention else {}),
             seed=recipe.training.seed,
             libraries=outcome.libraries,
             train_tokens=outcome.data.tokens,
@@ -450,7 +517,7 @@ def _register(
             f"but not made current (`adapters promote {version.ref}` if it should be)"
         )
     log.info("registered %s (%s)", version.ref, "current" if promote else "current not moved")
-    return version, promote
+    return version, raw_new, promote
 
 
 def _finish(run: _Run, version: VersionRecord, eval_sets: dict[str, NewDataset], run_dir: Path) -> None:
@@ -606,3 +673,52 @@ def _train(job: TrainJob, num_processes: int, run_dir: Path, progress: Any) -> T
     from loraledger.trainer.recipe import train
 
     return train(job, progress=progress)
+
+
+def _replay_retrainer(
+    registry: Registry,
+    request: TrainRequest,
+    parent: VersionRecord | None,
+    recipe: Recipe,
+    job: TrainJob,
+    run_dir: Path,
+    train_records: list[list[dict[str, Any]]],
+    replay_data: list[Canonical],
+    warn: Callable[[str], None],
+) -> "Callable[[float], Retrained | None]":
+    """The retention search's replay remedy: the same job again with ``share`` of replayed rows."""
+    from loraledger.retention import Retrained
+
+    def retrain(share: float) -> Retrained | None:
+        shared = recipe.model_copy(update={"training": recipe.training.model_copy(update={"replay": share})})
+        sources = _replay(registry, parent, shared, sum(map(len, train_records)), warn, replay_data)
+        replayed = [row for _, rows in sources for row in rows]
+        if not replayed:
+            return None  # a first version without --replay-data: nothing to replay
+        folder = run_dir / "candidates" / f"replay-{share:g}"
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="loraledger-parent-") as scratch:
+            parent_dir = registry.checkout(parent.ref, Path(scratch) / "parent") if parent else None
+            again = job.model_copy(
+                update={
+                    "training": shared.training,
+                    "records": [row for rows in train_records for row in rows] + replayed,
+                    "source_rows": [len(rows) for rows in train_records] + [len(rows) for _, rows in sources],
+                    "replay_rows": len(replayed),
+                    "parent_adapter": parent_dir,
+                    "output_dir": folder / "adapter",
+                    "checkpoint_dir": folder / "checkpoints",
+                    "resume": False,
+                }
+            )
+            outcome = _train(again, request.num_processes, folder, _fault_point(None))
+        tokens = outcome.data.source_tokens[len(train_records) :]
+        uses = [
+            NewDatasetUse(
+                dataset=dataset, role="replay", rows=len(rows), tokens=count, label=f"replay {len(rows)} rows"
+            )
+            for (dataset, rows), count in zip(sources, tokens, strict=True)
+        ]
+        return Retrained(outcome.adapter_dir, outcome.seconds, outcome.final_loss, outcome.data.tokens, uses)
+
+    return retrain

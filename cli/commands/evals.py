@@ -129,10 +129,23 @@ def evals(ledger: "Ledger", name: str, setting: str | None, as_json: bool) -> No
     from loraledger.cli.matrix import matrix_json, matrix_view
 
     view = ledger.forgetting(name, setting=setting)
+    traces = ledger.retention_searches(name)
     if as_json:
-        print_json(matrix_json(view))
+        print_json(matrix_json(view) | {"retention": traces})
         return
     out().print(matrix_view(view))
+    for ref, trace in traces.items():  # the retention searches, in one line each
+        chosen = next((c for c in trace["candidates"] if c.get("chosen")), None)
+        picked = (
+            f"chose {chosen['remedy']} alpha={chosen['alpha']:g} replay={chosen['replay']:g}: forgetting "
+            f"{chosen['worst_forgetting']:+.1%}, {chosen['gain_share'] or 0:.0%} of the gain"
+            if chosen
+            else "nothing met it"
+        )
+        out().print(
+            f"{ref}: retention budget {trace['budget']:.1%}, {len(trace['candidates'])} candidates, "
+            f"{picked} (`adapters show {ref}`)"
+        )
 
 
 @click.group()

@@ -168,6 +168,14 @@ def build_recipe(config: Path | None, overrides: dict[str, Any]) -> tuple[Any, s
 @click.option(
     "--force", is_flag=True, help="Make the new version current even if the forgetting gate objects."
 )
+@click.option(
+    "--max-forgetting",
+    "retention__max_forgetting",
+    metavar="PCT",
+    help="Retention budget (5% or 0.05): an update forgetting more on any suite set is searched down "
+    "to one within it, weaker first, then retrained with replay (recipe key retention.max_forgetting; "
+    "docs/retention.md). Exits 6 when nothing meets it.",
+)
 @note_option
 @quiet_option
 @json_option
@@ -243,6 +251,7 @@ def train(
                 "gated": result.gated,
                 "regressions": [r.__dict__ | {"change": r.change} for r in result.regressions],
                 "training": result.outcome.model_dump(mode="json"),
+                "retention": result.retention.trace() if result.retention else None,
             }
         )
         return

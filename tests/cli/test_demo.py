@@ -27,6 +27,15 @@ def test_the_demo_story(adapters, tiny_base: Path, tmp_path: Path) -> None:  # t
     cut = re.search(r"cut the forgetting of update 2 from \+([\d.]+)% to \+?(-?[\d.]+)%", text)
     assert cut is not None, text
     assert float(cut.group(1)) > 5.0 > float(cut.group(2))  # either side of the default 5% gate
+    # The retention budget: update 2 again, weakened without retraining until within 5%.
+    kept = re.search(
+        r"licenses@5: licenses@4 \(held back\) at strength ([\d.]+), general text \+?(-?[\d.]+)% against "
+        r"licenses@1, (\d+)% of its gain on update 2 kept -> went live",
+        text,
+    )
+    assert kept is not None, text
+    assert 0 < float(kept.group(1)) < 1 and float(kept.group(2)) <= 5.0 and int(kept.group(3)) >= 50
+    assert "replay retraining took" in text
 
     # The same story in the demo's own registry, which the printed commands explore.
     def cli(*args: str) -> str:
@@ -38,10 +47,12 @@ def test_the_demo_story(adapters, tiny_base: Path, tmp_path: Path) -> None:  # t
     assert [(v["ref"], v["parent"], v["current"]) for v in versions] == [
         ("licenses@1", None, False),
         ("licenses@2", "licenses@1", False),
-        ("licenses@3", "licenses@1", True),
+        ("licenses@3", "licenses@1", False),
+        ("licenses@4", "licenses@1", False),  # update 2 once more, raw: over the budget, held back
+        ("licenses@5", "licenses@4", True),  # ...and derived from it, within the budget
     ]
     moves = [(e["from_version"], e["to_version"]) for e in json.loads(cli("history", "licenses", "--json"))]
-    assert moves == [(None, 1), (1, 3)]  # current never pointed at the forgetful version
+    assert moves == [(None, 1), (1, 3), (3, 5)]  # current never pointed at a forgetful version
     shown = json.loads(cli("show", "licenses@3", "--json"))
     replayed = [use for use in shown["datasets"] if use["role"] == "replay"]
     assert {Path(use["dataset"]["source"]).name for use in replayed} == {"update-1.jsonl", "pretrain.jsonl"}

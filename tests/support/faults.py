@@ -12,7 +12,9 @@ Points, in the order ``adapters train`` reaches them:
 - ``trained``          the adapter is saved in its run folder; nothing is stored yet
 - ``blob-write``       a blob's bytes are written (temporary name or pending PUT), not yet visible
 - ``manifest-write``   the same for an artifact's manifest, once all its blobs are stored
+- ``retention-candidate`` a retention-budget candidate is scored (before anything is registered)
 - ``before-register``  the artifact and datasets are stored; nothing is registered yet
+- ``retention-register`` the raw update is registered, held back; its chosen candidate is next
 - ``write-begin``      a registry write transaction is about to begin (any command that writes)
 - ``register-commit``  the transaction registering a version has run its inserts; COMMIT is next
 
@@ -37,7 +39,9 @@ POINTS = (
     "trained",
     "blob-write",
     "manifest-write",
+    "retention-candidate",
     "before-register",
+    "retention-register",
     "write-begin",
     "register-commit",
 )
