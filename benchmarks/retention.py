@@ -32,13 +32,20 @@ def run(*, quick: bool = False, budget: float = 0.05, threads: int = 1) -> dict[
     import torch
 
     import loraledger
-    from loraledger.cli.demo import GENTLE, HARD, LORA, samples_dir
-    from loraledger.schemas.specs import Recipe, RetentionSpec
+    from loraledger.schemas.specs import LoraSpec, Recipe, RetentionSpec, TrainSpec
+    from loraledger.trainer.builtin import SAMPLES_DIR
+
+    # The demo's recipes (cli/demo.py): its gentle update 1 and the hard update 2 that forgets.
+    LORA = LoraSpec(
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    GENTLE = TrainSpec(learning_rate=1e-3, epochs=0.5, max_length=128, batch_tokens=1024)
+    HARD = TrainSpec(learning_rate=1e-2, scheduler="constant", epochs=1, max_length=128, batch_tokens=1024)
 
     torch.set_num_threads(threads)
     # The built-in base is built once and shared (as the tests and the other benchmarks do).
     cache = Path(os.environ.get("ADAPTERS_CACHE") or REPO / "build" / "test-cache").resolve()
-    samples = samples_dir()
+    samples = SAMPLES_DIR
     legal, general = samples / "legal", samples / "general" / "retention-eval.jsonl"
     retention = RetentionSpec(max_forgetting=budget, bisection_steps=2 if quick else 5, replay_shares=[])
     hard, gentle = HARD, GENTLE

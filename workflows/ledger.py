@@ -146,7 +146,6 @@ class Ledger:
 
         return searches(self.registry.versions(name))
 
-
     def datasets(self, name: str | None = None) -> list["DatasetUse"]:
         """Which versions used which data, in which role."""
         return self.registry.dataset_uses(name)

@@ -35,7 +35,7 @@ from loraledger.schemas.records import (
     VersionRecord,
 )
 from loraledger.schemas.specs import Recipe
-from loraledger.suites import EvalSet, Scorer, base_scores, suite_sets, version_scores
+from loraledger.suites import Scorer, ScoringSet, base_scores, suite_sets, version_scores
 
 Remedy = Literal["raw", "strength", "replay"]
 __all__ = ["BudgetNotMet", "RetentionOutcome", "Search", "largest_within", "meet_budget", "register_outcome"]
@@ -190,7 +190,7 @@ def meet_budget(search: Search) -> RetentionOutcome:
     setting = scorer.setting
     sets = dict(suite_sets(search.registry, search.name))
     for label, dataset in search.eval_sets.items():
-        sets.setdefault(dataset.digest, EvalSet(label, dataset, "update"))
+        sets.setdefault(dataset.digest, ScoringSet(label, dataset, "update"))
     labels = {digest: s.label for digest, s in sets.items()}
     # This update's own splits measure its gain, also when the same split is in the suite already (an
     # update trained again); they are not where it can forget.

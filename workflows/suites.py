@@ -33,9 +33,9 @@ from loraledger.schemas.records import (
 from loraledger.schemas.specs import EvalSpec, Recipe
 
 __all__ = [
-    "EvalSet",
     "Regression",
     "Scorer",
+    "ScoringSet",
     "add_suite_file",
     "gate",
     "score_update",

@@ -178,6 +178,7 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
         retention=retention,
     )
 
+
 @dataclass
 class _Run:
     """What every phase of one update shares: its inputs, the registry, and the warnings so far."""
