@@ -36,11 +36,11 @@ def run(*, quick: bool = False, budget: float = 0.05, threads: int = 1) -> dict[
     from loraledger.trainer.builtin import SAMPLES_DIR
 
     # The demo's recipes (cli/demo.py): its gentle update 1 and the hard update 2 that forgets.
-    LORA = LoraSpec(
+    lora = LoraSpec(
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
-    GENTLE = TrainSpec(learning_rate=1e-3, epochs=0.5, max_length=128, batch_tokens=1024)
-    HARD = TrainSpec(learning_rate=1e-2, scheduler="constant", epochs=1, max_length=128, batch_tokens=1024)
+    gentle0 = TrainSpec(learning_rate=1e-3, epochs=0.5, max_length=128, batch_tokens=1024)
+    hard0 = TrainSpec(learning_rate=1e-2, scheduler="constant", epochs=1, max_length=128, batch_tokens=1024)
 
     torch.set_num_threads(threads)
     # The built-in base is built once and shared (as the tests and the other benchmarks do).
@@ -48,7 +48,7 @@ def run(*, quick: bool = False, budget: float = 0.05, threads: int = 1) -> dict[
     samples = SAMPLES_DIR
     legal, general = samples / "legal", samples / "general" / "retention-eval.jsonl"
     retention = RetentionSpec(max_forgetting=budget, bisection_steps=2 if quick else 5, replay_shares=[])
-    hard, gentle = HARD, GENTLE
+    hard, gentle = hard0, gentle0
     results: dict[str, Any] = {"budget": budget, "target_search_share": TARGET, "pairs": {}}
     with tempfile.TemporaryDirectory(prefix="bench-retention-") as scratch:
         data = Path(scratch) / "data"
@@ -75,7 +75,7 @@ def run(*, quick: bool = False, budget: float = 0.05, threads: int = 1) -> dict[
                     rows(legal / f"{first}.jsonl"),
                     eval=rows(legal / f"{first}-eval.jsonl"),
                     base=base,
-                    recipe=Recipe(lora=LORA, training=gentle),
+                    recipe=Recipe(lora=lora, training=gentle),
                 )
                 base = None
             started = time.perf_counter()
@@ -84,7 +84,7 @@ def run(*, quick: bool = False, budget: float = 0.05, threads: int = 1) -> dict[
                 rows(legal / f"{update}.jsonl"),
                 eval=rows(legal / f"{update}-eval.jsonl"),
                 base=base,
-                recipe=Recipe(lora=LORA, training=hard, retention=retention),
+                recipe=Recipe(lora=lora, training=hard, retention=retention),
             )
             results["pairs"][pair] = figures(result, time.perf_counter() - started)
     return results
