@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from loraledger.training import TrainResult
 
 NAME = "licenses"
-# Measured on builtin:tiny (figures in the README): the gentle first update moves general text by
+# Measured on builtin:tiny (figures in docs/evaluation.md): the gentle first update moves general text by
 # under 2%; the hard one (a constant 1e-2 learning rate) by 10-11% against its parent, over the 5%
 # gate; the same hard update with 40% of its rows replayed (from update 1 and general text) by 2-3.5%,
 # while learning update 2 as well. LoRA on every linear layer: more capacity to learn, and to forget.

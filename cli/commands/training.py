@@ -52,7 +52,8 @@ def _spec_options(model: "type[LoraSpec] | type[TrainSpec]", prefix: str) -> lis
 
 
 def flags_markdown() -> str:
-    """The README's table of recipe flags, generated from the spec fields (a test keeps it current)."""
+    """The table of recipe flags on docs/training.md, generated from the spec fields (a test keeps it
+    current)."""
     from loraledger.schemas.specs import LoraSpec, TrainSpec
 
     lines = ["| flag | recipe key | default | meaning |", "| --- | --- | --- | --- |"]
