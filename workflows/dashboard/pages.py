@@ -105,13 +105,15 @@ def adapter_page(ledger: Ledger, name: str) -> Page:
     numbers = {v.number for v in shown}
 
     def data() -> dict[str, Any]:
+        # Each matrix as `adapters evals --json` prints it: with NAME's retention searches.
+        retention = ledger.retention_searches(name)
         return {
             "name": name,
             "threshold": threshold,
             "versions": len(summaries),
             "lineage": lineage_json(summaries),
             "matrices": [
-                matrix_json(m, name=name, threshold=threshold, ever_current=ever)
+                matrix_json(m, name=name, threshold=threshold, ever_current=ever) | {"retention": retention}
                 for m in matrices
                 if m.setting
             ],
