@@ -16,7 +16,7 @@ from markupsafe import Markup
 from loraledger.dashboard.svg import curves_svg, lineage_svg, number_of
 from loraledger.errors import NotFound
 from loraledger.ledger import Ledger
-from loraledger.registry.forgetting import ScoreMatrix, UpdateForgetting
+from loraledger.registry.forgetting import ScoreMatrix
 from loraledger.schemas.records import VersionRecord, VersionSummary
 from loraledger.shapes import (
     datasets_json,
@@ -27,7 +27,16 @@ from loraledger.shapes import (
     matrix_json,
     version_json,
 )
-from loraledger.wording import LEGEND, NOISE, SETTING_LEGEND, held_back, percent, setting_words, settings_note
+from loraledger.wording import (
+    LEGEND,
+    NOISE,
+    SETTING_LEGEND,
+    forgetting_words,
+    held_back,
+    percent,
+    setting_words,
+    settings_note,
+)
 
 WINDOW = 200
 DATASET_ROWS = 1000
@@ -193,7 +202,7 @@ def _matrix_table(
                         threshold,
                     ),
                     _metric(
-                        None if worst is None else _forgetting(worst, matrix.eval_set(worst.digest).label),
+                        forgetting_words(worst, matrix.eval_set(worst.digest).label) if worst else None,
                         worst.forgetting_relative if worst else None,
                         threshold,
                     ),
@@ -218,19 +227,6 @@ def _matrix_table(
         "bases": bases,
         "rows": rows,
     }
-
-
-def _forgetting(worst: UpdateForgetting, label: str) -> str:
-    """The max-forgetting cell: "none" when no earlier update got worse (the improvement shown as one).
-    The same words as the CLI's table once issue 12's ``wording.forgetting_words`` lands: use it then."""
-    if worst.forgetting > 0:
-        return f"{worst.forgetting:+.4f} ({percent(worst.forgetting_relative)}) on {label}"
-    if worst.forgetting == 0:
-        return "none"
-    return (
-        f"none: every earlier update improved (least: {label} "
-        f"{worst.forgetting:+.4f}, {percent(worst.forgetting_relative)})"
-    )
 
 
 def _metric(text: str | None, relative: float | None, threshold: float) -> dict[str, str]:
