@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loraledger.cli.output import err, out
+from loraledger.cli.output import err, out, stage
 from loraledger.schemas.specs import LoraSpec, Recipe, RetentionSpec, TrainSpec
 from loraledger.settings import Settings
 
@@ -133,7 +133,7 @@ def _run_demo(settings: Settings, *, home: Path | None, quiet: bool) -> Path:
         with bars(enabled=not quiet) as progress:
             hooks = Hooks(warn=warn)
             if progress is not None:
-                hooks.stage = lambda message: err().print(f"[dim]{message}[/]")
+                hooks.stage = stage
                 hooks.build_progress = BuildBar(progress, "pre-training builtin:tiny (first use only)")
                 hooks.train_progress = TrainBar(progress, f"training {NAME}")
             result = ledger.train(

@@ -59,3 +59,10 @@ def warn(message: str) -> None:
 
 def note(message: str) -> None:
     err().print(message, markup=False)
+
+
+def stage(message: str) -> None:
+    """A step of long work, dimmed on stderr; the message (paths, names) is text, never markup."""
+    from rich.markup import escape
+
+    err().print(f"[dim]{escape(message)}[/]")

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Literal, cast
 import click
 
 from loraledger.cli.options import json_option, pass_ledger, quiet_option
-from loraledger.cli.output import err, out, print_json
+from loraledger.cli.output import err, out, print_json, stage
 
 if TYPE_CHECKING:
     from loraledger.ledger import Ledger
 
 
 def _stage(quiet: bool) -> Callable[[str], None]:
-    return (lambda message: None) if quiet else (lambda message: err().print(f"[dim]{message}[/]"))
+    return (lambda message: None) if quiet else stage
 
 
 @click.command("eval")

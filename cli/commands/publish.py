@@ -6,16 +6,12 @@ from typing import TYPE_CHECKING
 import click
 
 from loraledger.cli.options import dtype_option, json_option, note_option, pass_ledger, promote_option
-from loraledger.cli.output import err, out, print_json, warn
+from loraledger.cli.output import err, note, out, print_json, stage, warn
 
 if TYPE_CHECKING:
     from loraledger.ledger import Ledger
 
 METHODS = ["cat", "linear", "svd", "ties", "dare_ties"]
-
-
-def _stage(message: str) -> None:
-    err().print(f"[dim]{message}[/]")
 
 
 def _weights(text: str | None) -> list[float] | None:
@@ -83,7 +79,7 @@ def stack(
         density=density,
         promote=promote,
         note=note,
-        stage=_stage,
+        stage=stage,
     )
     if as_json:
         from loraledger.cli.render import version_json
@@ -129,7 +125,7 @@ def import_adapter(
         revision=revision,
         promote=promote,
         note=note,
-        stage=_stage,
+        stage=stage,
     )
     for message in result.warnings:
         warn(message)
@@ -158,7 +154,7 @@ def import_adapter(
 def merge(ledger: "Ledger", ref: str, out_dir: Path, dtype: str, as_json: bool) -> None:
     """Merge REF into its base (loaded at full precision) and save model and tokenizer; the merged
     logits are checked against base + adapter and the result is recorded on REF."""
-    result = ledger.merge(ref, out_dir, dtype=dtype, stage=_stage)
+    result = ledger.merge(ref, out_dir, dtype=dtype, stage=stage)
     if as_json:
         print_json({"ref": result.version.ref, **result.details})
         return
@@ -221,9 +217,9 @@ def export(
     for message in outcome.warnings:
         warn(message)
     for path in outcome.extra_files:
-        err().print(f"wrote {path}")
+        note(f"wrote {path}")
     if outcome.serve_hint:
-        err().print(f"serve it: {outcome.serve_hint}", soft_wrap=True)
+        err().print(f"serve it: {outcome.serve_hint}", soft_wrap=True, markup=False)
     out().print(str(outcome.adapter_dir))
 
 
@@ -249,7 +245,7 @@ def push(
 
     The token comes from `hf auth login` or HF_TOKEN and is never stored.
     """
-    result = ledger.push(ref, repo_id, merged=merged, private=private, dtype=dtype, stage=_stage)
+    result = ledger.push(ref, repo_id, merged=merged, private=private, dtype=dtype, stage=stage)
     if as_json:
         print_json({"ref": result.version.ref, "url": result.outcome.repo_url, **result.details})
         return

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from loraledger.cli.options import json_option, note_option, pass_ledger, quiet_option
-from loraledger.cli.output import err, out, warn
+from loraledger.cli.output import out, stage, warn
 
 if TYPE_CHECKING:
     from loraledger.ledger import Ledger
@@ -219,7 +219,7 @@ def train(
     with bars(enabled=not quiet) as progress:
         hooks = Hooks(warn=warn)
         if progress is not None:
-            hooks.stage = lambda message: err().print(f"[dim]{message}[/]")
+            hooks.stage = stage
             hooks.build_progress = BuildBar(progress, "pre-training base")
             hooks.train_progress = TrainBar(progress, f"training {name}")
         result = ledger.train(
