@@ -51,12 +51,15 @@ def test_eight_concurrent_writers_lose_no_update(
     events_before = json.loads(adapters("history", "ip", "--json").stdout)
 
     barrier = {"ADAPTERS_FAULT": "write-begin:stop"}
+    # A training run's first write transaction is the writability check it makes before training
+    # (rolled back, nothing written): its barrier is the second, the registration.
+    after_training = {"ADAPTERS_FAULT": "write-begin@2:stop"}
     data = tmp_path / "update.jsonl"
     data.write_text("".join(json.dumps({"text": text}) + "\n" for text in TEXTS))
     train = ("train", "ip", "--fresh", "--base", str(small_base), "--data", str(data), "--rank", "4")
     fast = ("--max-length", "64", "--batch-tokens", "256", "--no-eval", "--quiet", "--json")
     registrations = [
-        cli_process.start(*train, "--seed", str(i), *fast, workdir=tmp_path / f"train{i}", **barrier)
+        cli_process.start(*train, "--seed", str(i), *fast, workdir=tmp_path / f"train{i}", **after_training)
         for i in range(3)
     ]
     commands = {
