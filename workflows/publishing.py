@@ -77,7 +77,7 @@ def _record(
 def _merge(
     settings: Settings, registry: Registry, version: VersionRecord, out: Path, dtype: str, stage: Stage
 ) -> tuple["MergeOutcome", dict[str, Any]]:
-    from loraledger.trainer.merge import MERGE_TOLERANCE, merge_adapter
+    from loraledger.trainer.merge import merge_adapter
 
     with tempfile.TemporaryDirectory(prefix="loraledger-merge-") as scratch:
         adapter = registry.checkout(version.ref, Path(scratch) / "adapter")
@@ -90,7 +90,7 @@ def _merge(
         "dtype": outcome.dtype,
         "max_logit_diff": outcome.max_logit_diff,
         "saved_max_logit_diff": outcome.saved_max_logit_diff,
-        "tolerance": MERGE_TOLERANCE,
+        "tolerance": outcome.tolerance,
         "probe": outcome.probe,
         # The adapter was trained against these weights (quantized or not); the merge used fp32.
         "trained_quantize": version.training.get("quantize", "none"),
