@@ -5,8 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-TEXTS = [f"Clause {i}: the licensee shall keep every notice intact, word {i}." for i in range(40)]
+from support.refusals import TEXTS
 
 
 @pytest.mark.parametrize(
