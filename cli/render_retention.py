@@ -35,11 +35,12 @@ def trace_lines(trace: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("raw update", f"{trace['raw']} (held back)"))
     for candidate in trace.get("candidates", []):
         gain = candidate.get("gain_share")
-        mark = (
-            "[green]chosen[/]"
-            if candidate.get("chosen")
-            else ("within" if candidate.get("within_budget") else "over")
-        )
+        if candidate.get("chosen"):
+            mark = "[green]chosen[/]"
+        elif not candidate.get("within_budget"):
+            mark = "over"
+        else:  # a probe scored on the sets at risk only (workflows/retention.py)
+            mark = "within" if candidate.get("complete", True) else "within on the sets at risk"
         what = (
             candidate["remedy"]
             + (f" alpha={candidate['alpha']:g}" if candidate["remedy"] == "strength" else "")

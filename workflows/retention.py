@@ -3,8 +3,8 @@ does not, cheapest remedy first, and the way there is recorded (docs/retention.m
 
     raw update scored -> within budget? done
     -> 1. strength: candidates between the start (parent, or the base for a first version) and the raw
-          update, at strength alpha in (0, 1], built exactly (trainer/scaling.py) and scored on the
-          suite; bisection finds the largest alpha within the budget
+          update, at strength alpha in (0, 1], built exactly (trainer/scaling.py); a bracketing search
+          over the grid k / 2**bisection_steps finds the largest alpha within the budget
     -> kept share of the raw update's domain gain >= min_gain_share (the usefulness floor)? chosen
     -> 2. replay: retrain with replay (lineage data and --replay-data) at increasing shares; the first
           within the budget and above the floor is chosen (bounded by the recipe's list of shares)
@@ -14,6 +14,19 @@ Forgetting of a candidate on a gated set (retention sets and earlier updates' ev
 relative NLL rise against the start; its domain gain is the mean relative NLL drop on this update's
 own eval splits, and its gain share that gain over the raw update's. Everything is searched before
 anything is registered: a crash mid-search leaves nothing behind (at most files in the run folder).
+
+What keeps the search cheap next to training (benchmarks/retention.py):
+- one scoring session: the base is loaded and the sets tokenized once; each candidate's tensors are
+  swapped into the loaded model (trainer/evaluate.py ``ScoringSession``);
+- the search probes a candidate on the sets *at risk* only (those the raw update pushed over the
+  budget), worst first, and stops at the first one over the budget; the candidate it settles on is
+  then scored on every set, and if another set is over the budget there, that set joins the ones at
+  risk and the search goes on below that alpha. So the chosen candidate is always scored in full;
+  the probes it passed through carry the scores of the sets they were probed on (``complete: false``);
+- the next alpha is placed where the measured forgetting crosses the budget (interpolation, with
+  the Illinois correction against stalling, and plain bisection after ``bisection_steps`` probes):
+  two to four candidates instead of one per bisection step; on a monotone curve the result is the
+  bisection's.
 """
 
 import time
@@ -35,7 +48,7 @@ from loraledger.schemas.records import (
     VersionRecord,
 )
 from loraledger.schemas.specs import Recipe
-from loraledger.suites import Scorer, ScoringSet, base_scores, suite_sets, version_scores
+from loraledger.suites import Scorer, ScoringSet, base_scores, evals_from_scores, suite_sets, version_scores
 
 Remedy = Literal["raw", "strength", "replay"]
 __all__ = ["BudgetNotMet", "RetentionOutcome", "Search", "largest_within", "meet_budget", "register_outcome"]
@@ -67,6 +80,7 @@ class Candidate:
     evals: list[NewEval] = field(default_factory=list, repr=False)
     retrained: Retrained | None = field(default=None, repr=False)
     cpu_seconds: float = 0.0  # the same span in CPU time (all threads): what it cost on a busy machine
+    complete: bool = True  # scored on every set (a probe is scored on the sets at risk only)
 
     @property
     def worst(self) -> float:
@@ -74,7 +88,7 @@ class Candidate:
 
     @property
     def acceptable(self) -> bool:
-        return self.within_budget and self.useful
+        return self.within_budget and self.useful and self.complete
 
     def to_dict(self, chosen: bool = False) -> dict[str, Any]:
         return {
@@ -89,6 +103,7 @@ class Candidate:
             "cpu_seconds": round(self.cpu_seconds, 3),
             "within_budget": self.within_budget,
             "useful": self.useful,
+            "complete": self.complete,
             "chosen": chosen,
         }
 
@@ -161,17 +176,100 @@ class Search:
     stage: Callable[[str], None] = lambda message: None
 
 
-def largest_within(within: Callable[[float], bool], steps: int) -> float:
-    """The largest alpha on the grid k / 2**steps for which ``within(alpha)`` holds, by bisection,
-    given that it holds at 0 and fails at 1 and flips once in between (0 when no grid point > 0 does)."""
-    low, high = 0.0, 1.0
-    for _ in range(steps):
-        middle = (low + high) / 2
-        if within(middle):
-            low = middle
+def largest_within(
+    excess: Callable[[float], float],
+    steps: int,
+    *,
+    low: tuple[float, float],
+    high: tuple[float, float],
+) -> float:
+    """The largest alpha on the grid k / 2**steps in [low, high) with ``excess(alpha) <= 0``, given the
+    bracket's ends as (alpha, excess): ``excess(low) <= 0 < excess(high)`` (both on the grid; neither
+    is probed). On a monotone excess this is bisection's answer; the probes are placed where the line
+    through the bracket's ends crosses 0 (regula falsi on the grid), with the Illinois correction
+    (a stale end's excess halved) so that a curved excess does not stall it, and bisection once
+    ``steps`` probes have not closed the bracket."""
+    scale = 1 << steps
+    lo, hi = round(low[0] * scale), round(high[0] * scale)
+    f_lo, f_hi = low[1], high[1]
+    if not (lo < hi and f_lo <= 0 < f_hi):
+        raise ValueError(f"not a bracket: excess {f_lo:g} at {low[0]:g}, {f_hi:g} at {high[0]:g}")
+    probes, side = 0, 0
+    while hi - lo > 1:
+        # Where the line through the ends crosses 0; bisection once interpolation has had its chance.
+        guess = round(lo + (hi - lo) * -f_lo / (f_hi - f_lo)) if probes < steps else (lo + hi) // 2
+        k = min(max(guess, lo + 1), hi - 1)
+        value = excess(k / scale)
+        probes += 1
+        if value <= 0:
+            lo, f_lo = k, value
+            f_hi = f_hi / 2 if side == -1 else f_hi  # the high end stayed twice: Illinois
+            side = -1
         else:
-            high = middle
-    return low
+            hi, f_hi = k, value
+            f_lo = f_lo / 2 if side == 1 else f_lo
+            side = 1
+    return lo / scale
+
+
+@dataclass
+class _Judge:
+    """Turns a candidate's scores into its forgetting, gain share and verdict against the budget."""
+
+    budget: float
+    min_gain_share: float
+    setting: str
+    start: Mapping[str, float]  # digest -> NLL of where the update started (parent or base)
+    gated: Mapping[str, str]  # digest -> label: where the update may forget
+    domain: list[str]  # this update's own eval splits: where it gains
+    labels: Mapping[str, str]  # digest -> label, of every set
+    raw_gain: float = 0.0
+
+    def nll_of(self, evals: list[NewEval]) -> dict[str, float]:
+        return {e.dataset.digest: e.value for e in evals if e.metric == "nll" and e.setting == self.setting}
+
+    def gain(self, nll: Mapping[str, float]) -> float | None:
+        drops = [
+            (self.start[d] - nll[d]) / self.start[d] for d in self.domain if d in self.start and d in nll
+        ]
+        return sum(drops) / len(drops) if drops else None
+
+    def forgetting(self, digest: str, nll: float) -> float | None:
+        start = self.start.get(digest)
+        return (nll - start) / start if start else None
+
+    def candidate(
+        self,
+        remedy: Remedy,
+        alpha: float,
+        replay: float,
+        evals: list[NewEval],
+        seconds: float,
+        *,
+        complete: bool = True,
+    ) -> Candidate:
+        nll = self.nll_of(evals)
+        forgetting = {
+            label: value
+            for d, label in self.gated.items()
+            if d in nll and (value := self.forgetting(d, nll[d])) is not None
+        }
+        gain = self.gain(nll)
+        share = gain / self.raw_gain if gain is not None and self.raw_gain > 0 else None
+        return Candidate(
+            remedy=remedy,
+            alpha=alpha,
+            replay=replay,
+            scores={self.labels.get(d, d): value for d, value in nll.items()},
+            forgetting=forgetting,
+            gain_share=share,
+            seconds=seconds,
+            within_budget=max(forgetting.values(), default=0.0) <= self.budget,
+            # A floor of 0 is no floor: even an update that gained nothing on its split may be weakened.
+            useful=self.min_gain_share == 0 or (share is not None and share >= self.min_gain_share),
+            evals=evals,
+            complete=complete,
+        )
 
 
 def meet_budget(search: Search) -> RetentionOutcome:
@@ -191,51 +289,25 @@ def meet_budget(search: Search) -> RetentionOutcome:
     sets = dict(suite_sets(search.registry, search.name))
     for label, dataset in search.eval_sets.items():
         sets.setdefault(dataset.digest, ScoringSet(label, dataset, "update"))
-    labels = {digest: s.label for digest, s in sets.items()}
     # This update's own splits measure its gain, also when the same split is in the suite already (an
     # update trained again); they are not where it can forget.
     domain = [dataset.digest for dataset in search.eval_sets.values()]
-    gated = {digest: label for digest, label in search.gated.items() if digest not in domain}
     if search.parent is not None:
         recorded = search.registry.resolve(search.parent.ref).evals
         start = version_scores(recorded, search.parent.ref, setting)
     else:
         start = base_scores(search.registry, search.base, setting)
-
-    def nll_of(evals: list[NewEval]) -> dict[str, float]:
-        return {e.dataset.digest: e.value for e in evals if e.metric == "nll" and e.setting == setting}
-
-    def gain(nll: Mapping[str, float]) -> float:
-        drops = [(start[d] - nll[d]) / start[d] for d in domain if d in start and d in nll]
-        return sum(drops) / len(drops) if drops else 0.0
-
-    raw_gain = gain(nll_of(search.raw_evals))
-
-    def candidate(
-        remedy: Remedy, alpha: float, replay: float, evals: list[NewEval], seconds: float
-    ) -> Candidate:
-        nll = nll_of(evals)
-        forgetting = {
-            label: (nll[d] - start[d]) / start[d]
-            for d, label in gated.items()
-            if d in nll and d in start and start[d]
-        }
-        share = gain(nll) / raw_gain if raw_gain > 0 else None
-        return Candidate(
-            remedy=remedy,
-            alpha=alpha,
-            replay=replay,
-            scores={labels.get(d, d): value for d, value in nll.items()},
-            forgetting=forgetting,
-            gain_share=share,
-            seconds=seconds,
-            within_budget=max(forgetting.values(), default=0.0) <= budget,
-            # A floor of 0 is no floor: even an update that gained nothing on its split may be weakened.
-            useful=spec.min_gain_share == 0 or (share is not None and share >= spec.min_gain_share),
-            evals=evals,
-        )
-
-    raw = candidate("raw", 1.0, search.recipe.training.replay, search.raw_evals, 0.0)
+    judge = _Judge(
+        budget=budget,
+        min_gain_share=spec.min_gain_share,
+        setting=setting,
+        start=start,
+        gated={digest: label for digest, label in search.gated.items() if digest not in domain},
+        domain=domain,
+        labels={digest: s.label for digest, s in sets.items()},
+    )
+    judge.raw_gain = judge.gain(judge.nll_of(search.raw_evals)) or 0.0
+    raw = judge.candidate("raw", 1.0, search.recipe.training.replay, search.raw_evals, 0.0)
     raw.folder = search.raw_dir
     outcome = RetentionOutcome(
         budget=budget,
@@ -249,36 +321,16 @@ def meet_budget(search: Search) -> RetentionOutcome:
     if raw.within_budget:
         return outcome
 
-    # 1. Strength: bisection over alpha, each alpha built and scored once.
-    from loraledger.trainer.scaling import NotScalable, scaled_adapter
-
-    parent_dir: Path | None = None
-    by_alpha: dict[float, Candidate] = {}
-
-    def strength(alpha: float) -> bool:
-        nonlocal parent_dir
-        started, cpu = time.perf_counter(), time.process_time()
-        if search.parent is not None and parent_dir is None:
-            parent_dir = search.registry.checkout(search.parent.ref, search.work_dir / "parent")
-        folder = scaled_adapter(search.raw_dir, parent_dir, alpha, search.work_dir / f"alpha-{alpha:.6f}")
-        search.stage(f"retention budget {budget:.1%}: scoring strength {alpha:.4g}")
-        evals = scorer.score(folder, sets)
-        found = candidate(
-            "strength", alpha, search.recipe.training.replay, evals, time.perf_counter() - started
-        )
-        found.folder, found.cpu_seconds = folder, time.process_time() - cpu
-        by_alpha[alpha] = found
-        outcome.candidates.append(found)
-        faults.point("retention-candidate")
-        return found.within_budget
+    # 1. Strength, without retraining.
+    from loraledger.trainer.scaling import NotScalable
 
     try:
-        best = largest_within(strength, spec.bisection_steps)
+        best = _search_strength(search, scorer, sets, judge, raw, outcome)
     except NotScalable as exc:
         search.stage(f"retention budget: {exc}; trying replay")
-        best = 0.0
-    if best > 0 and by_alpha[best].acceptable:
-        outcome.chosen = by_alpha[best]
+        best = None
+    if best is not None and best.acceptable:
+        outcome.chosen = best
         return outcome
 
     # 2. Replay: retrain at increasing shares; the first acceptable one is chosen.
@@ -292,7 +344,7 @@ def meet_budget(search: Search) -> RetentionOutcome:
             search.stage("retention budget: no earlier data to replay (pass --replay-data)")
             break
         evals = scorer.score(retrained.adapter_dir, sets)
-        found = candidate("replay", 1.0, share, evals, time.perf_counter() - started)
+        found = judge.candidate("replay", 1.0, share, evals, time.perf_counter() - started)
         found.folder, found.retrained = retrained.adapter_dir, retrained
         found.cpu_seconds = time.process_time() - cpu
         outcome.candidates.append(found)
@@ -301,6 +353,99 @@ def meet_budget(search: Search) -> RetentionOutcome:
             outcome.chosen = found
             return outcome
     return outcome
+
+
+def _search_strength(
+    search: Search,
+    scorer: Scorer,
+    sets: Mapping[str, ScoringSet],
+    judge: _Judge,
+    raw: Candidate,
+    outcome: RetentionOutcome,
+) -> Candidate | None:
+    """The largest strength within the budget, scored on every set (None: no alpha > 0 is within).
+    Probes are scored on the sets at risk only; the one settled on is completed (module doc)."""
+    from loraledger.trainer.evaluate import ScoringSession
+    from loraledger.trainer.scaling import scaled_adapter
+
+    budget, replay = judge.budget, search.recipe.training.replay
+    # The set-up (the parent's files, the sets' rows) is the first probe's cost.
+    setup: tuple[float, float] | None = (time.perf_counter(), time.process_time())
+    parent_dir = None
+    if search.parent is not None:
+        parent_dir = search.registry.checkout(search.parent.ref, search.work_dir / "parent")
+    session = ScoringSession(
+        scorer.base_source(),
+        {digest: search.registry.dataset_rows(digest) for digest in sets},
+        scorer.spec,
+        quantize=scorer.quantize,
+        text_field=scorer.text_field,
+        device=scorer.device,
+    )
+    raw_nll = judge.nll_of(raw.evals)
+    # Worst first: a probe over the budget is usually over it on the set the raw update forgot most.
+    at_risk = sorted(
+        (d for d in judge.gated if (judge.forgetting(d, raw_nll.get(d, 0.0)) or 0.0) > budget),
+        key=lambda d: -(judge.forgetting(d, raw_nll[d]) or 0.0),
+    )
+    probes: dict[float, Candidate] = {}
+
+    def build(alpha: float) -> Path:
+        folder = scaled_adapter(search.raw_dir, parent_dir, alpha, search.work_dir / f"alpha-{alpha:.6f}")
+        session.use(folder)
+        return folder
+
+    def score(digests: list[str], *, stop_over_budget: bool) -> list[NewEval]:
+        scores = {}
+        for digest in digests:
+            scores[digest] = session.score(digest)
+            over = (judge.forgetting(digest, scores[digest].nll) or 0.0) > budget
+            if over and stop_over_budget:
+                break
+        return evals_from_scores(scores, sets, judge.setting)
+
+    def probe(alpha: float) -> float:
+        """Excess of the worst forgetting over the budget, on the sets at risk."""
+        nonlocal setup
+        (started, cpu), setup = setup or (time.perf_counter(), time.process_time()), None
+        search.stage(f"retention budget {budget:.1%}: probing strength {alpha:.4g}")
+        folder = build(alpha)
+        evals = score(at_risk, stop_over_budget=True)
+        found = judge.candidate(
+            "strength", alpha, replay, evals, time.perf_counter() - started, complete=False
+        )
+        found.folder, found.cpu_seconds = folder, time.process_time() - cpu
+        probes[alpha] = found
+        outcome.candidates.append(found)
+        faults.point("retention-candidate")
+        return found.worst - budget
+
+    high = (1.0, raw.worst - budget)
+    while True:
+        best = largest_within(probe, search.recipe.retention.bisection_steps, low=(0.0, -budget), high=high)
+        if best == 0:
+            return None
+        found = probes[best]
+        started, cpu = time.perf_counter(), time.process_time()
+        search.stage(f"retention budget {budget:.1%}: scoring strength {best:.4g} on every set")
+        build(best)
+        scored = {e.dataset.digest for e in found.evals}
+        evals = found.evals + score([d for d in sets if d not in scored], stop_over_budget=False)
+        complete = judge.candidate(
+            "strength", best, replay, evals, found.seconds + time.perf_counter() - started
+        )
+        complete.folder = found.folder
+        complete.cpu_seconds = found.cpu_seconds + time.process_time() - cpu
+        outcome.candidates[outcome.candidates.index(found)] = complete
+        if complete.within_budget:
+            return complete
+        # Over the budget on a set the raw update kept within it: that set is at risk too, and the
+        # answer lies below this alpha.
+        nll = judge.nll_of(evals)
+        at_risk += [
+            d for d in judge.gated if d not in at_risk and (judge.forgetting(d, nll[d]) or 0) > budget
+        ]
+        high = (best, complete.worst - budget)
 
 
 def register_outcome(

@@ -162,6 +162,9 @@ def _update(settings: Settings, request: TrainRequest, hooks: Hooks, run_log: "R
 
         retention.raw_ref = version.ref
         version = register_outcome(run.registry, retention, raw_new, version, plan.current_at_start)
+        # The chosen one is stored now; the other candidates' folders are kept only when nothing met
+        # the budget (register_outcome raised), for inspection.
+        shutil.rmtree(run_dir / "candidates", ignore_errors=True)
         promoted = version.is_current
         assert retention.chosen is not None
         scores, regressions = retention.chosen.scores, []  # the raw update's; the chosen one is within

@@ -118,3 +118,29 @@ def save_base(
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def random_adapter(
+    base: Path,
+    folder: Path,
+    seed: int,
+    *,
+    rslora: bool = False,
+    r: int = 4,
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
+) -> Path:
+    """A LoRA adapter with non-zero A and B (a fresh one has B = 0, which would prove nothing)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    config = LoraConfig(r=r, lora_alpha=2 * r, target_modules=list(target_modules), use_rslora=rslora)
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_" in name:
+                parameter.normal_(0, 0.3)
+    peft_model.save_pretrained(folder)
+    return folder

@@ -46,3 +46,58 @@ def test_batched_scores_equal_window_by_window(tiny_base: Path, batch_tokens: in
     assert scored.tokens == tokens
     assert scored.nll == pytest.approx(expected, rel=1e-5)
     assert scored.perplexity == pytest.approx(math.exp(expected), rel=1e-5)
+
+
+class WithoutLogitsToKeep(torch.nn.Module):
+    """A causal LM whose forward takes no ``logits_to_keep`` (as some older architectures)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, use_cache: bool) -> object:
+        return self.model(input_ids=input_ids, position_ids=position_ids, use_cache=use_cache)
+
+
+@pytest.mark.slow
+def test_a_model_without_logits_to_keep_scores_the_same(tiny_base: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    model = AutoModelForCausalLM.from_pretrained(tiny_base).eval()
+    spec = EvalSpec(max_length=32, stride=16)
+    kept = score(model, tokenizer, RECORDS, spec)
+    every = score(WithoutLogitsToKeep(model), tokenizer, RECORDS, spec)  # type: ignore[arg-type]
+    assert every.tokens == kept.tokens > 0
+    assert every.nll == pytest.approx(kept.nll, rel=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("merge", [True, False])
+@pytest.mark.parametrize(
+    ("builtin", "targets"), [("tiny_base", ("q_proj", "v_proj")), ("tiny_gpt2_base", ("c_attn",))]
+)
+def test_a_session_scores_each_adapter_as_a_fresh_load_would(
+    request: pytest.FixtureRequest, tmp_path: Path, builtin: str, targets: tuple[str, ...], merge: bool
+) -> None:
+    from support.tiny_models import random_adapter
+
+    from loraledger.trainer.evaluate import ScoringSession, score_sets
+    from loraledger.trainer.models import resolve_base
+
+    base: Path = request.getfixturevalue(builtin)
+    source = resolve_base(str(base), cache_dir=tmp_path / "cache")
+    adapters = {
+        "a": random_adapter(base, tmp_path / "a", seed=1, target_modules=targets),
+        "b": random_adapter(base, tmp_path / "b", seed=2, target_modules=targets),  # swapped in place
+        "wide": random_adapter(base, tmp_path / "wide", seed=3, r=8, target_modules=targets),  # reloads
+    }
+    sets = {"one": RECORDS[:1], "rest": RECORDS[1:]}
+    spec = EvalSpec(max_length=32, stride=16)
+    session = ScoringSession(source, sets, spec, device="cpu", merge=merge)
+    seen: dict[str, float] = {}
+    for name in ["a", "b", "wide", "a"]:  # back to the first: nothing of b or wide stays behind
+        session.use(adapters[name])
+        fresh = score_sets(source, adapters[name], sets, spec, device="cpu")
+        for label in sets:
+            assert session.score(label).nll == pytest.approx(fresh[label].nll, rel=1e-5), (name, label)
+        seen[name] = fresh["one"].nll
+    assert len(set(seen.values())) == 3  # three different adapters: the comparison can fail
