@@ -33,12 +33,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from loraledger import faults
 from loraledger.registry import Registry
 from loraledger.schemas.errors import BudgetNotMet
-from loraledger.schemas.jobs import BaseSource
+from loraledger.schemas.jobs import BaseSource, EvalScore
 from loraledger.schemas.records import (
     BaseModelRecord,
     NewDataset,
@@ -213,7 +213,7 @@ def largest_within(
 
 
 @dataclass
-class _Judge:
+class Judge:
     """Turns a candidate's scores into its forgetting, gain share and verdict against the budget."""
 
     budget: float
@@ -297,7 +297,7 @@ def meet_budget(search: Search) -> RetentionOutcome:
         start = version_scores(recorded, search.parent.ref, setting)
     else:
         start = base_scores(search.registry, search.base, setting)
-    judge = _Judge(
+    judge = Judge(
         budget=budget,
         min_gain_share=spec.min_gain_share,
         setting=setting,
@@ -355,22 +355,28 @@ def meet_budget(search: Search) -> RetentionOutcome:
     return outcome
 
 
+class _Session(Protocol):
+    """What the strength search scores with (trainer/evaluate.py ``ScoringSession``)."""
+
+    def use(self, adapter: Path) -> None: ...
+
+    def score(self, label: str) -> EvalScore: ...
+
+
 def _search_strength(
     search: Search,
     scorer: Scorer,
     sets: Mapping[str, ScoringSet],
-    judge: _Judge,
+    judge: Judge,
     raw: Candidate,
     outcome: RetentionOutcome,
 ) -> Candidate | None:
-    """The largest strength within the budget, scored on every set (None: no alpha > 0 is within).
-    Probes are scored on the sets at risk only; the one settled on is completed (module doc)."""
+    """Set up the scoring session and the candidates' builder, then search (``strongest_within``)."""
     from loraledger.trainer.evaluate import ScoringSession
     from loraledger.trainer.scaling import scaled_adapter
 
-    budget, replay = judge.budget, search.recipe.training.replay
-    # The set-up (the parent's files, the sets' rows) is the first probe's cost.
-    setup: tuple[float, float] | None = (time.perf_counter(), time.process_time())
+    # The set-up (the parent's files, the sets' rows) is counted in the first probe's cost.
+    setup = time.perf_counter(), time.process_time()
     parent_dir = None
     if search.parent is not None:
         parent_dir = search.registry.checkout(search.parent.ref, search.work_dir / "parent")
@@ -382,6 +388,42 @@ def _search_strength(
         text_field=scorer.text_field,
         device=scorer.device,
     )
+
+    def build(alpha: float) -> Path:
+        return scaled_adapter(search.raw_dir, parent_dir, alpha, search.work_dir / f"alpha-{alpha:.6f}")
+
+    return strongest_within(
+        session,
+        build,
+        sets,
+        judge,
+        raw,
+        outcome,
+        steps=search.recipe.retention.bisection_steps,
+        replay=search.recipe.training.replay,
+        stage=search.stage,
+        setup=setup,
+    )
+
+
+def strongest_within(
+    session: _Session,
+    build: Callable[[float], Path],
+    sets: Mapping[str, ScoringSet],
+    judge: Judge,
+    raw: Candidate,
+    outcome: RetentionOutcome,
+    *,
+    steps: int,
+    replay: float,
+    stage: Callable[[str], None] = lambda message: None,
+    setup: tuple[float, float] | None = None,
+) -> Candidate | None:
+    """The largest strength within the budget, scored on every set (None: no alpha > 0 is within).
+    Probes are scored on the sets at risk only; the one settled on is completed, and when another set
+    is over the budget there, the search goes on below it (module doc). Every candidate is appended
+    to ``outcome.candidates``."""
+    budget = judge.budget
     raw_nll = judge.nll_of(raw.evals)
     # Worst first: a probe over the budget is usually over it on the set the raw update forgot most.
     at_risk = sorted(
@@ -389,11 +431,6 @@ def _search_strength(
         key=lambda d: -(judge.forgetting(d, raw_nll[d]) or 0.0),
     )
     probes: dict[float, Candidate] = {}
-
-    def build(alpha: float) -> Path:
-        folder = scaled_adapter(search.raw_dir, parent_dir, alpha, search.work_dir / f"alpha-{alpha:.6f}")
-        session.use(folder)
-        return folder
 
     def score(digests: list[str], *, stop_over_budget: bool) -> list[NewEval]:
         scores = {}
@@ -408,8 +445,9 @@ def _search_strength(
         """Excess of the worst forgetting over the budget, on the sets at risk."""
         nonlocal setup
         (started, cpu), setup = setup or (time.perf_counter(), time.process_time()), None
-        search.stage(f"retention budget {budget:.1%}: probing strength {alpha:.4g}")
+        stage(f"retention budget {budget:.1%}: probing strength {alpha:.4g}")
         folder = build(alpha)
+        session.use(folder)
         evals = score(at_risk, stop_over_budget=True)
         found = judge.candidate(
             "strength", alpha, replay, evals, time.perf_counter() - started, complete=False
@@ -422,13 +460,14 @@ def _search_strength(
 
     high = (1.0, raw.worst - budget)
     while True:
-        best = largest_within(probe, search.recipe.retention.bisection_steps, low=(0.0, -budget), high=high)
+        best = largest_within(probe, steps, low=(0.0, -budget), high=high)
         if best == 0:
             return None
         found = probes[best]
+        assert found.folder is not None
         started, cpu = time.perf_counter(), time.process_time()
-        search.stage(f"retention budget {budget:.1%}: scoring strength {best:.4g} on every set")
-        build(best)
+        stage(f"retention budget {budget:.1%}: scoring strength {best:.4g} on every set")
+        session.use(found.folder)
         scored = {e.dataset.digest for e in found.evals}
         evals = found.evals + score([d for d in sets if d not in scored], stop_over_budget=False)
         complete = judge.candidate(
@@ -443,7 +482,9 @@ def _search_strength(
         # answer lies below this alpha.
         nll = judge.nll_of(evals)
         at_risk += [
-            d for d in judge.gated if d not in at_risk and (judge.forgetting(d, nll[d]) or 0) > budget
+            d
+            for d in judge.gated
+            if d not in at_risk and (judge.forgetting(d, nll.get(d, 0.0)) or 0) > budget
         ]
         high = (best, complete.worst - budget)
 

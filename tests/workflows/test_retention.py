@@ -79,6 +79,74 @@ def test_a_curved_forgetting_needs_fewer_candidates_than_bisection() -> None:
     assert len(tried) <= 3 < 5
 
 
+class FakeSession:
+    """Scores from a formula of (alpha, set): the search's logic without models."""
+
+    def __init__(self, forgetting: dict[str, Any]) -> None:
+        self.forgetting, self.alpha = forgetting, 1.0
+        self.scored: list[tuple[float, str]] = []
+
+    def use(self, adapter: Path) -> None:
+        self.alpha = float(adapter.name.removeprefix("alpha-"))
+
+    def score(self, label: str) -> Any:
+        from loraledger.schemas.jobs import EvalScore
+
+        self.scored.append((self.alpha, label))
+        nll = 1.0 + self.forgetting[label](self.alpha)
+        return EvalScore(nll=nll, perplexity=2.718**nll, tokens=100)
+
+
+def test_a_set_over_the_budget_only_between_the_ends_sends_the_search_below() -> None:
+    from loraledger.retention import Judge, RetentionOutcome, strongest_within
+    from loraledger.schemas.records import NewDataset
+    from loraledger.suites import ScoringSet, evals_from_scores
+
+    sets = {
+        d: ScoringSet(d, NewDataset(digest=d, format="jsonl", rows=1), role)
+        for d, role in (("general", "retention"), ("old", "update"), ("new", "update"))
+    }
+    forgetting = {
+        "general": lambda a: 0.1 * a,  # at risk: +10% at full strength, within 6% up to alpha 0.6
+        "old": lambda a: 0.2 if 0.25 < a < 1 else 0.0,  # within at both ends, over in between
+        "new": lambda a: -0.2 * a,  # the update's own split: where it gains
+    }
+    judge = Judge(
+        budget=0.06,
+        min_gain_share=0.1,
+        setting="fp32 w512/s256",
+        start=dict.fromkeys(sets, 1.0),
+        gated={"general": "general", "old": "old"},
+        domain=["new"],
+        labels={d: d for d in sets},
+    )
+    raw_scores = FakeSession(forgetting)
+    raw_evals = evals_from_scores({d: raw_scores.score(d) for d in sets}, sets, judge.setting)
+    judge.raw_gain = judge.gain(judge.nll_of(raw_evals)) or 0.0
+    raw = judge.candidate("raw", 1.0, 0.0, raw_evals, 0.0)
+    outcome = RetentionOutcome(0.06, 0.1, "base", judge.setting, 10.0, [raw], None)
+    session = FakeSession(forgetting)
+
+    chosen = strongest_within(
+        session, lambda alpha: Path(f"alpha-{alpha}"), sets, judge, raw, outcome, steps=3, replay=0.0
+    )
+
+    # The brute-force answer on the 1/8 grid: "old" is over the budget for every alpha above 1/4.
+    assert chosen is not None and chosen.alpha == 0.25 and chosen.complete and chosen.acceptable
+    assert chosen.gain_share == pytest.approx(0.25)
+    tried = [(c.alpha, c.complete, c.within_budget) for c in outcome.candidates[1:]]
+    assert tried == [
+        (0.625, False, False),  # over on "general": nothing else scored
+        (0.5, True, False),  # settled on, completed: over on "old", which joins the sets at risk
+        (0.125, False, True),
+        (0.25, True, True),  # settled on again, completed: within everywhere
+        (0.375, False, False),
+    ]
+    assert session.scored[:1] == [(0.625, "general")]  # a probe stops at its first set over the budget
+    assert "new" in outcome.candidates[2].scores
+    assert outcome.candidates[2].forgetting["old"] == pytest.approx(0.2)
+
+
 def test_budget_is_written_as_people_write_it() -> None:
     assert RetentionSpec(max_forgetting="5%").max_forgetting == pytest.approx(0.05)  # type: ignore[arg-type]
     assert RetentionSpec(max_forgetting="0.03").max_forgetting == pytest.approx(0.03)  # type: ignore[arg-type]
