@@ -15,8 +15,9 @@ than reading another document.
 
 Registered under ``loraledger_packed`` and switched on by the recipe for its own training model only
 (``packed_attention``): the one caller whose batches are packed by ``position_ids`` with no padding
-mask. Anything it cannot do exactly (no ``position_ids``, a KV cache, inference, sliding windows,
-soft-capping, a position bias) goes to transformers' own SDPA function with the mask it was given.
+mask. Anything it cannot do exactly (no ``position_ids``, a KV cache, inference, any attention argument it
+does not know: sliding windows, soft-capping, sinks, a position bias) goes to transformers' own SDPA
+function with the mask it was given (the mask is always built, for that reason).
 """
 
 from collections.abc import Iterator
@@ -30,6 +31,10 @@ from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_f
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
 NAME = "loraledger_packed"
+# Keyword arguments a training forward passes down to attention (transformers' TransformersKwargs) that
+# do not change what attention computes. Any other one set (attention sinks, sliding windows, soft-capping,
+# a position bias, a cache position...) may change it: transformers' own function handles those.
+_NEUTRAL = {"position_ids", "num_items_in_batch", "use_cache", "output_attentions", "output_hidden_states"}
 _SMALLEST_BUCKET = 32  # shorter documents share one bucket: below this, padding costs nothing
 
 
@@ -109,9 +114,9 @@ def packed_attention_forward(
         and isinstance(position_ids, torch.Tensor)
         and position_ids.shape == (rows, width)
         and key.shape[2] == width
-        and kwargs.get("is_causal", getattr(module, "is_causal", True))
-        and all(kwargs.get(name) is None for name in ("sliding_window", "softcap", "position_bias"))
-        and not kwargs.get("output_attentions", False)
+        and getattr(module, "is_causal", True)
+        and all(value is None for name, value in kwargs.items() if name not in _NEUTRAL)
+        and not kwargs.get("output_attentions")
     )
     if not exact:
         output: torch.Tensor = sdpa_attention_forward(

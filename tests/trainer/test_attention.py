@@ -104,6 +104,19 @@ def test_inference_and_unpacked_calls_use_the_model_s_own_attention() -> None:
         assert torch.allclose(model(input_ids=ids).logits, expected, atol=1e-6)
 
 
+def test_arguments_it_does_not_know_go_to_transformers_sdpa() -> None:
+    torch.manual_seed(0)
+    positions = packed_batch(ROWS)["position_ids"]
+    query, key, value = (torch.randn(len(ROWS), 2, 64, 8) for _ in range(3))
+    causal = torch.ones(64, 64, dtype=torch.bool).tril()[None, None]  # one document per row, say
+    # a sliding window of 4 is not something attention per document does: the given mask is used
+    got, _ = attention.packed_attention_forward(
+        Heads(), query, key, value, causal, position_ids=positions, sliding_window=4
+    )
+    plain = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=causal)
+    assert torch.allclose(got, plain.transpose(1, 2), atol=1e-6)
+
+
 def test_models_without_sdpa_keep_their_attention() -> None:
     model = GPT2LMHeadModel(
         GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=64, attn_implementation="eager")
