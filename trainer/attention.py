@@ -49,7 +49,7 @@ class _Layout:
     """Where each document of a batch lies: built once per batch, used by every layer."""
 
     buckets: list[_Bucket]
-    order: torch.Tensor | None  # flat position of each gathered output token -> its place; None: in order
+    order: torch.Tensor | None  # per token in row order, its index among the gathered outputs (None: same)
 
 
 def _layout(position_ids: torch.Tensor) -> _Layout:
