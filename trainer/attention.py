@@ -48,7 +48,7 @@ class _Bucket:
 class _Layout:
     """Where each document of a batch lies: built once per batch, used by every layer."""
 
-    buckets: list[_Bucket]
+    buckets: list[_Bucket]  # empty when every row is one document: plain causal rows, nothing gathered
     order: torch.Tensor | None  # per token in row order, its index among the gathered outputs (None: same)
 
 
@@ -60,6 +60,8 @@ def _layout(position_ids: torch.Tensor) -> _Layout:
     continues[:, 1:] = position_ids[:, 1:] == position_ids[:, :-1] + 1
     continues[:, 0] = False
     starts = (~continues).reshape(-1).nonzero().squeeze(1)
+    if len(starts) == rows:  # one document per row (long documents' windows): no copy needed
+        return _Layout([], None)
     ends = torch.cat([starts[1:], starts.new_tensor([rows * width])])
     lengths = ends - starts
     sizes = torch.clamp(lengths, min=_SMALLEST_BUCKET)
@@ -127,6 +129,11 @@ def packed_attention_forward(
     groups = getattr(module, "num_key_value_groups", 1)
     key, value = repeat_kv(key, groups), repeat_kv(value, groups)
     layout = _cache.get(position_ids)
+    if not layout.buckets:
+        whole = torch.nn.functional.scaled_dot_product_attention(
+            query, key, value, dropout_p=dropout, scale=scaling, is_causal=True
+        )
+        return whole.transpose(1, 2).contiguous(), None
     # [rows * width, heads, dim]: one token per line, so a document is a run of lines
     flat = [t.transpose(1, 2).reshape(rows * width, heads, -1) for t in (query, key, value)]
     outputs = []

@@ -54,6 +54,16 @@ def test_documents_are_batched_by_length() -> None:
     assert layout.order is not None  # two buckets: the outputs are put back in row order
 
 
+def test_rows_of_one_document_are_plain_causal_rows() -> None:
+    torch.manual_seed(0)
+    positions = packed_batch([[64], [50], [64]])["position_ids"]  # the short row ends in padding
+    assert attention._layout(positions).buckets == []
+    query, key, value = (torch.randn(3, 2, 64, 8) for _ in range(3))
+    got, _ = attention.packed_attention_forward(Heads(), query, key, value, None, position_ids=positions)
+    expected = torch.nn.functional.scaled_dot_product_attention(query, key, value, is_causal=True)
+    assert torch.allclose(got, expected.transpose(1, 2), atol=1e-6)
+
+
 def llama() -> LlamaForCausalLM:
     torch.manual_seed(0)
     config = LlamaConfig(
