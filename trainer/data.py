@@ -6,10 +6,11 @@ only) and chat ``messages`` (the tokenizer's chat template; loss on assistant tu
 Nothing is truncated: a sequence longer than ``max_length`` becomes several windows. Windows are packed
 first-fit-decreasing into rows of at most ``max_length`` tokens, with ``position_ids`` restarting at
 each sequence: transformers derives block-diagonal attention masks from them (SDPA and eager attention;
-FlashAttention uses them as varlen boundaries), so every sequence sees only itself. Rows, not one long
-flattened row, because SDPA on CPU materialises a mask quadratic in the row length. A micro-batch is
-``batch_tokens // max_length`` rows, padded to its longest row; first-fit-decreasing leaves little
-padding (the share is measured and reported).
+FlashAttention uses them as varlen boundaries), so every sequence sees only itself; on CPU the recipe
+attends each sequence on its own instead (trainer/attention.py), as FlashAttention's varlen does. Rows,
+not one long flattened row, because SDPA on CPU materialises a mask quadratic in the row length. A
+micro-batch is ``batch_tokens // max_length`` rows, padded to its longest row; first-fit-decreasing
+leaves little padding (the share is measured and reported).
 """
 
 import itertools

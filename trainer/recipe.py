@@ -32,7 +32,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from loraledger.schemas.errors import Conflict, InvalidInput
 from loraledger.schemas.jobs import DataStats, TrainJob, TrainOutcome
 from loraledger.schemas.specs import LoraSpec
-from loraledger.trainer import adapterfiles, data, models
+from loraledger.trainer import adapterfiles, attention, data, models
 from loraledger.trainer.versions import library_versions, peak_rss_mb
 
 # (step, total steps, loss of the last step, tokens seen, seconds elapsed)
@@ -192,7 +192,11 @@ def _fit(
     if resume_from is not None:
         log.info("resuming from %s", resume_from)
     before = snapshot_trainable(setup.model)
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    with attention.packed_attention(setup.model.get_base_model()) as by_document:
+        log.info(
+            "attention: %s", "one document at a time (packed rows)" if by_document else "the model's own"
+        )
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds, cpu_seconds = meter.seconds(), meter.cpu_seconds()
     if trainer.state.global_step > meter.start_step and not moved(setup.model, before):
         raise InvalidInput(
