@@ -1,5 +1,8 @@
 """Packing: no token lost, no padding, and attention kept inside each document."""
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
@@ -134,3 +137,54 @@ def test_micro_batches_group_rows_of_similar_fill() -> None:
     windows = [tokenized(length) for length in lengths]
     assert data.padding_share(windows, batches) < data.padding_share(windows, data.micro_batches(rows, 4))
     assert data.batch_rows(rows, lengths, 4, seed=3) == batches  # deterministic for a seed
+
+
+@pytest.mark.slow
+def test_a_micro_batch_computed_in_chunks_trains_the_same_adapter(
+    tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safetensors.torch import load_file
+
+    from loraledger.schemas.jobs import BaseSource, TrainJob
+    from loraledger.schemas.specs import LoraSpec, TrainSpec
+    from loraledger.trainer import recipe
+
+    records = [
+        {"text": f"Clause {i}: the licensee keeps every notice and pays the fee of {i} euros."}
+        for i in range(40)
+    ]
+    from transformers import Trainer
+
+    calls: list[int] = []  # the rows of each forward and backward pass the Trainer makes
+    step = Trainer.training_step
+
+    def counted(self: Any, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+        calls.append(int(inputs["input_ids"].shape[0]))
+        return step(self, model, inputs, num_items_in_batch)
+
+    monkeypatch.setattr(Trainer, "training_step", counted)
+    adapters = {}
+    for name, chunk_tokens in (("whole", 1 << 20), ("chunked", 64)):
+        monkeypatch.setattr(recipe, "CPU_CHUNK_TOKENS", chunk_tokens)
+        calls.clear()
+        outcome = recipe.train(
+            TrainJob(
+                base=BaseSource(model_id="builtin:tiny", path=tiny_base),
+                # no dropout: its masks are drawn per forward pass, so chunks would draw others
+                lora=LoraSpec(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"]),
+                training=TrainSpec(learning_rate=1e-2, epochs=1, max_length=64, batch_tokens=256, seed=3),
+                records=records,
+                output_dir=tmp_path / name / "adapter",
+                checkpoint_dir=tmp_path / name / "checkpoints",
+            )
+        )
+        adapters[name] = load_file(str(outcome.adapter_dir / "adapter_model.safetensors"))
+        if name == "whole":
+            steps, rows = outcome.steps, list(calls)
+            assert max(rows) > 1  # micro-batches of several rows: something to cut
+        else:
+            assert outcome.steps == steps
+            assert len(calls) > len(rows) and set(calls) == {1}  # every row of a micro-batch on its own
+    assert any(float(tensor.abs().max()) > 0 for key, tensor in adapters["whole"].items() if "lora_B" in key)
+    for key, tensor in adapters["whole"].items():
+        assert torch.allclose(adapters["chunked"][key], tensor, atol=1e-6, rtol=1e-4), key
