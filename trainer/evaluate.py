@@ -109,12 +109,13 @@ def score_batches(model: PreTrainedModel, batches: Sequence[Batch]) -> EvalScore
     vocabulary projection and its softmax are a large part of a small model's forward pass."""
     device = next(model.parameters()).device
     total_nll, total_tokens = 0.0, 0
+    masks_kept = True  # until the model shows that it takes no boolean logits_to_keep
     for cpu_batch in batches:
         batch = {k: v.to(device) for k, v in cpu_batch.items()}
         targets = batch["labels"][:, 1:]
         keep = torch.zeros_like(batch["labels"], dtype=torch.bool)
         keep[:, :-1] = targets != data.IGNORE
-        logits = _kept_logits(model, batch, keep)
+        logits, masks_kept = _kept_logits(model, batch, keep, try_mask=masks_kept)
         # (positions, vocabulary) rows: the softmax runs over contiguous memory. A transposed
         # (batch, vocabulary, positions) view scored the same sets 20% slower on CPU (benchmarks/).
         losses = torch.nn.functional.cross_entropy(logits.float(), targets[keep[:, :-1]], reduction="sum")
@@ -126,18 +127,23 @@ def score_batches(model: PreTrainedModel, batches: Sequence[Batch]) -> EvalScore
     return EvalScore(nll=nll, perplexity=math.exp(min(nll, 700.0)), tokens=total_tokens)
 
 
-def _kept_logits(model: PreTrainedModel, batch: Batch, keep: torch.Tensor) -> torch.Tensor:
-    """(kept positions, vocabulary) logits. Models whose forward takes no boolean ``logits_to_keep``
-    (an older slicing) give every position's logits, and the kept ones are taken here."""
+def _kept_logits(
+    model: PreTrainedModel, batch: Batch, keep: torch.Tensor, *, try_mask: bool
+) -> tuple[torch.Tensor, bool]:
+    """(kept positions, vocabulary) logits, and whether the model took ``keep`` as a boolean
+    ``logits_to_keep``. A model that does not (an older slicing) gives every position's logits, and
+    the kept ones are taken here; with ``try_mask`` False it is not asked again, so such a model runs
+    one forward pass per batch, not two."""
     inputs = {"input_ids": batch["input_ids"], "position_ids": batch["position_ids"], "use_cache": False}
-    try:
-        logits: torch.Tensor = model(**inputs, logits_to_keep=keep).logits
-        if logits.dim() == 2 and logits.shape[0] == int(keep.sum()):
-            return logits
-    except (TypeError, IndexError, RuntimeError):
-        pass
+    if try_mask:
+        try:
+            logits: torch.Tensor = model(**inputs, logits_to_keep=keep).logits
+            if logits.dim() == 2 and logits.shape[0] == int(keep.sum()):
+                return logits, True
+        except (TypeError, IndexError, RuntimeError):
+            pass
     every: torch.Tensor = model(**inputs).logits
-    return every[keep]
+    return every[keep], False
 
 
 def score(

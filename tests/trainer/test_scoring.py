@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from loraledger.schemas.specs import EvalSpec
 from loraledger.trainer import data
-from loraledger.trainer.evaluate import score, strided_windows
+from loraledger.trainer.evaluate import prepare, score, strided_windows
 
 RECORDS = [
     {"text": "Permission is hereby granted, free of charge, to any person obtaining a copy. " * 6},
@@ -54,20 +54,40 @@ class WithoutLogitsToKeep(torch.nn.Module):
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.calls = 0  # forward passes run
 
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, use_cache: bool) -> object:
+        self.calls += 1
         return self.model(input_ids=input_ids, position_ids=position_ids, use_cache=use_cache)
 
 
+class IgnoresLogitsToKeep(WithoutLogitsToKeep):
+    """One that takes the argument and gives every position's logits anyway (an older slicing)."""
+
+    def forward(  # type: ignore[override]
+        self, input_ids: torch.Tensor, position_ids: torch.Tensor, use_cache: bool, logits_to_keep: object = 0
+    ) -> object:
+        return super().forward(input_ids, position_ids, use_cache)
+
+
 @pytest.mark.slow
-def test_a_model_without_logits_to_keep_scores_the_same(tiny_base: Path) -> None:
+@pytest.mark.parametrize(("wrapper", "refused_passes"), [(WithoutLogitsToKeep, 0), (IgnoresLogitsToKeep, 1)])
+def test_a_model_without_logits_to_keep_scores_the_same(
+    tiny_base: Path, wrapper: type[WithoutLogitsToKeep], refused_passes: int
+) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_base)
     model = AutoModelForCausalLM.from_pretrained(tiny_base).eval()
-    spec = EvalSpec(max_length=32, stride=16)
+    spec = EvalSpec(max_length=32, stride=16, batch_tokens=32)  # a batch per row: several batches
     kept = score(model, tokenizer, RECORDS, spec)
-    every = score(WithoutLogitsToKeep(model), tokenizer, RECORDS, spec)  # type: ignore[arg-type]
+    without = wrapper(model)
+    every = score(without, tokenizer, RECORDS, spec)  # type: ignore[arg-type]
     assert every.tokens == kept.tokens > 0
     assert every.nll == pytest.approx(kept.nll, rel=1e-6)
+    # One forward pass per batch, plus the first batch's pass whose logits were not the kept ones
+    # (a TypeError refuses the argument before any pass): logits_to_keep is not tried again.
+    batches = len(prepare(RECORDS, tokenizer, spec))
+    assert batches > 1
+    assert without.calls == batches + refused_passes
 
 
 @pytest.mark.slow
