@@ -117,7 +117,7 @@ def packed_attention_forward(
         and position_ids.shape == (rows, width)
         and key.shape[2] == width
         and getattr(module, "is_causal", True)
-        and all(value is None for name, value in kwargs.items() if name not in _NEUTRAL)
+        and all(setting is None for name, setting in kwargs.items() if name not in _NEUTRAL)
         and not kwargs.get("output_attentions")
     )
     if not exact:

@@ -238,6 +238,11 @@ class Judge:
         start = self.start.get(digest)
         return (nll - start) / start if start else None
 
+    def over_budget(self, digest: str, nll: float | None) -> bool:
+        """Whether ``nll`` (None: not scored) forgets more than the budget allows on ``digest``."""
+        forgetting = None if nll is None else self.forgetting(digest, nll)
+        return forgetting is not None and forgetting > self.budget
+
     def candidate(
         self,
         remedy: Remedy,
@@ -427,7 +432,7 @@ def strongest_within(
     raw_nll = judge.nll_of(raw.evals)
     # Worst first: a probe over the budget is usually over it on the set the raw update forgot most.
     at_risk = sorted(
-        (d for d in judge.gated if (judge.forgetting(d, raw_nll.get(d, 0.0)) or 0.0) > budget),
+        (d for d in judge.gated if judge.over_budget(d, raw_nll.get(d))),
         key=lambda d: -(judge.forgetting(d, raw_nll[d]) or 0.0),
     )
     probes: dict[float, Candidate] = {}
@@ -436,8 +441,7 @@ def strongest_within(
         scores = {}
         for digest in digests:
             scores[digest] = session.score(digest)
-            over = (judge.forgetting(digest, scores[digest].nll) or 0.0) > budget
-            if over and stop_over_budget:
+            if stop_over_budget and judge.over_budget(digest, scores[digest].nll):
                 break
         return evals_from_scores(scores, sets, judge.setting)
 
@@ -481,11 +485,7 @@ def strongest_within(
         # Over the budget on a set the raw update kept within it: that set is at risk too, and the
         # answer lies below this alpha.
         nll = judge.nll_of(evals)
-        at_risk += [
-            d
-            for d in judge.gated
-            if d not in at_risk and (judge.forgetting(d, nll.get(d, 0.0)) or 0) > budget
-        ]
+        at_risk += [d for d in judge.gated if d not in at_risk and judge.over_budget(d, nll.get(d))]
         high = (best, complete.worst - budget)
 
 
