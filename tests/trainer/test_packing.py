@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Trainer
 
 from loraledger.trainer import data
 
@@ -153,8 +153,6 @@ def test_a_micro_batch_computed_in_chunks_trains_the_same_adapter(
         {"text": f"Clause {i}: the licensee keeps every notice and pays the fee of {i} euros."}
         for i in range(40)
     ]
-    from transformers import Trainer
-
     calls: list[int] = []  # the rows of each forward and backward pass the Trainer makes
     step = Trainer.training_step
 
