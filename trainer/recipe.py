@@ -32,7 +32,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from loraledger.schemas.errors import Conflict, InvalidInput
 from loraledger.schemas.jobs import DataStats, TrainJob, TrainOutcome
 from loraledger.schemas.specs import LoraSpec
-from loraledger.trainer import adapterfiles, attention, data, models
+from loraledger.trainer import adapterfiles, attention, data, headloss, models
 from loraledger.trainer.versions import library_versions, peak_rss_mb
 
 # (step, total steps, loss of the last step, tokens seen, seconds elapsed)
@@ -189,6 +189,8 @@ def _fit(
     )
     if setup.device == "cpu" and args.world_size == 1:
         trainer.chunk_rows = max(1, CPU_CHUNK_TOKENS // spec.max_length)
+    if args.world_size == 1:  # data-parallel training must go through the wrapped model's forward
+        trainer.head_loss = headloss.head_loss_for(setup.model)
     trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout, where data goes
     resume_from = last_checkpoint(job.checkpoint_dir) if job.resume else None
     if resume_from is not None:
@@ -408,12 +410,27 @@ CPU_CHUNK_TOKENS = 2048
 
 class _ChunkedTrainer(Trainer):  # type: ignore[misc]
     """The Trainer, computing each micro-batch in chunks of ``chunk_rows`` rows whose gradients add
-    up before the optimizer step. The data, its order and the optimizer steps are the micro-batch's;
-    so is the gradient: the model's loss is the sum over the step's tokens divided by their count
-    (``num_items_in_batch``), so the chunks' losses add up to the micro-batch's. Without that count
-    (a model whose loss takes no such argument) the micro-batch is computed whole."""
+    up before the optimizer step, and its loss with ``head_loss`` where one is set. The data, its order
+    and the optimizer steps are the micro-batch's; so is the gradient: the model's loss is the sum over
+    the step's tokens divided by their count (``num_items_in_batch``), so the chunks' losses add up to
+    the micro-batch's. Without that count (a model whose loss takes no such argument) the micro-batch
+    is computed whole, by the model's own forward."""
 
     chunk_rows: int | None = None
+    head_loss: headloss.HeadLoss | None = None
+
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        head = self.head_loss
+        plain = model is not self.model or return_outputs or num_items_in_batch is None
+        if head is None or plain or "labels" not in inputs or "shift_labels" in inputs:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        return head(inputs, num_items_in_batch, self.accelerator.autocast())
 
     def training_step(
         self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
