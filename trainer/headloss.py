@@ -22,7 +22,8 @@ import torch
 from transformers import PreTrainedModel
 from transformers.loss.loss_utils import LOSS_MAPPING
 
-IGNORE = -100
+from loraledger.trainer.data import IGNORE
+
 # Model types whose *ForCausalLM.forward is exactly `self.model(...)`, `self.lm_head(hidden_states)`,
 # `self.loss_function(...)`: tests/trainer/test_headloss.py reads each one's source to hold that true.
 FUSABLE_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "olmo2", "smollm3"})
