@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
+from support.updates import train_small_update
 from transformers import AutoModelForCausalLM
 from transformers.loss.loss_utils import ForCausalLMLoss
 
@@ -18,7 +19,7 @@ from loraledger.trainer import attention, data, headloss
 def labelled(rows: int, width: int, vocabulary: int, *, ignored: float, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     labels = torch.randint(0, vocabulary, (rows, width), generator=generator)
-    labels[torch.rand(rows, width, generator=generator) < ignored] = headloss.IGNORE
+    labels[torch.rand(rows, width, generator=generator) < ignored] = data.IGNORE
     return labels
 
 
@@ -31,7 +32,7 @@ def test_the_loss_and_its_gradient_are_transformers_causal_lm_loss(
     weight = torch.randn(300, 16) * 0.3
     hidden = torch.randn(3, 40, 16, requires_grad=True)
     labels = labelled(3, 40, 300, ignored=0.3)
-    items = int((labels[:, 1:] != headloss.IGNORE).sum()) + 5  # any divisor, as over a whole step
+    items = int((labels[:, 1:] != data.IGNORE).sum()) + 5  # any divisor, as over a whole step
 
     expected = ForCausalLMLoss(hidden @ weight.T, labels, 300, num_items_in_batch=torch.tensor(items))
     (expected_grad,) = torch.autograd.grad(expected * 3.0, hidden)
@@ -42,14 +43,14 @@ def test_the_loss_and_its_gradient_are_transformers_causal_lm_loss(
     assert torch.allclose(loss, expected, rtol=1e-6, atol=0)
     assert torch.allclose(grad, expected_grad, rtol=1e-5, atol=1e-7)
     # an unlabelled position (the last of each row, and the ignored ones) gets no gradient
-    shifted = torch.nn.functional.pad(labels, (0, 1), value=headloss.IGNORE)[:, 1:]
-    assert grad[shifted == headloss.IGNORE].abs().max() == 0
-    assert grad[shifted != headloss.IGNORE].abs().amax(-1).min() > 0
+    shifted = torch.nn.functional.pad(labels, (0, 1), value=data.IGNORE)[:, 1:]
+    assert grad[shifted == data.IGNORE].abs().max() == 0
+    assert grad[shifted != data.IGNORE].abs().amax(-1).min() > 0
 
 
 def test_positions_without_labels_give_a_zero_loss_and_a_zero_gradient() -> None:
     hidden = torch.randn(2, 8, 4, requires_grad=True)
-    labels = torch.full((2, 8), headloss.IGNORE)
+    labels = torch.full((2, 8), data.IGNORE)
     loss = headloss.linear_cross_entropy(hidden, torch.randn(10, 4), labels, 1)
     loss.backward()
     assert float(loss) == 0.0
@@ -115,7 +116,7 @@ def test_on_a_lora_model_it_trains_what_the_models_own_forward_trains(tiny_base:
     fused = headloss.head_loss_for(model)
     assert fused is not None
     batch = packed()
-    items = torch.tensor(int((batch["labels"][:, 1:] != headloss.IGNORE).sum()))
+    items = torch.tensor(int((batch["labels"][:, 1:] != data.IGNORE).sum()))
     with attention.packed_attention(model.get_base_model()):
         expected = model(**batch, num_items_in_batch=items).loss
         expected.backward()
@@ -136,7 +137,7 @@ def test_under_bf16_autocast_it_stays_within_rounding_of_the_models_own_loss(tin
     fused = headloss.head_loss_for(model)
     assert fused is not None
     batch = packed(seed=1)
-    items = int((batch["labels"][:, 1:] != headloss.IGNORE).sum())
+    items = int((batch["labels"][:, 1:] != data.IGNORE).sum())
     with torch.autocast("cpu", dtype=torch.bfloat16):
         expected = model(**batch, num_items_in_batch=items).loss
     loss = fused(batch, items, torch.autocast("cpu", dtype=torch.bfloat16))
@@ -158,15 +159,6 @@ def test_models_it_cannot_fuse_keep_their_own_forward(tiny_base: Path, tiny_gpt2
 def test_an_update_trains_the_same_adapter_fused_or_not(
     tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from safetensors.torch import load_file
-
-    from loraledger.schemas.jobs import BaseSource, TrainJob
-    from loraledger.schemas.specs import LoraSpec, TrainSpec
-    from loraledger.trainer import recipe
-
-    records = [
-        {"text": f"Ruling {i}: the court held that clause {i % 7} binds the licensee."} for i in range(40)
-    ]
     calls = []
     fuse = headloss.linear_cross_entropy
 
@@ -179,18 +171,8 @@ def test_an_update_trains_the_same_adapter_fused_or_not(
     for name, types in (("own", frozenset()), ("fused", headloss.FUSABLE_MODEL_TYPES)):
         monkeypatch.setattr(headloss, "FUSABLE_MODEL_TYPES", types)
         calls.clear()
-        outcome = recipe.train(
-            TrainJob(
-                base=BaseSource(model_id="builtin:tiny", path=tiny_base),
-                lora=LoraSpec(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"]),
-                training=TrainSpec(learning_rate=1e-2, epochs=1, max_length=64, batch_tokens=256, seed=3),
-                records=records,
-                output_dir=tmp_path / name / "adapter",
-                checkpoint_dir=tmp_path / name / "checkpoints",
-            )
-        )
+        outcome, adapters[name] = train_small_update(tiny_base, tmp_path / name)
         assert (len(calls) > 0) == (name == "fused")
-        adapters[name] = load_file(str(outcome.adapter_dir / "adapter_model.safetensors"))
         losses[name] = outcome.final_loss
     assert losses["fused"] == pytest.approx(losses["own"], rel=1e-5)
     for key, tensor in adapters["own"].items():

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 import torch
+from support.updates import train_small_update
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Trainer
 
 from loraledger.trainer import data
@@ -143,16 +144,8 @@ def test_micro_batches_group_rows_of_similar_fill() -> None:
 def test_a_micro_batch_computed_in_chunks_trains_the_same_adapter(
     tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from safetensors.torch import load_file
-
-    from loraledger.schemas.jobs import BaseSource, TrainJob
-    from loraledger.schemas.specs import LoraSpec, TrainSpec
     from loraledger.trainer import recipe
 
-    records = [
-        {"text": f"Clause {i}: the licensee keeps every notice and pays the fee of {i} euros."}
-        for i in range(40)
-    ]
     calls: list[int] = []  # the rows of each forward and backward pass the Trainer makes
     step = Trainer.training_step
 
@@ -165,18 +158,7 @@ def test_a_micro_batch_computed_in_chunks_trains_the_same_adapter(
     for name, chunk_tokens in (("whole", 1 << 20), ("chunked", 64)):
         monkeypatch.setattr(recipe, "CPU_CHUNK_TOKENS", chunk_tokens)
         calls.clear()
-        outcome = recipe.train(
-            TrainJob(
-                base=BaseSource(model_id="builtin:tiny", path=tiny_base),
-                # no dropout: its masks are drawn per forward pass, so chunks would draw others
-                lora=LoraSpec(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"]),
-                training=TrainSpec(learning_rate=1e-2, epochs=1, max_length=64, batch_tokens=256, seed=3),
-                records=records,
-                output_dir=tmp_path / name / "adapter",
-                checkpoint_dir=tmp_path / name / "checkpoints",
-            )
-        )
-        adapters[name] = load_file(str(outcome.adapter_dir / "adapter_model.safetensors"))
+        outcome, adapters[name] = train_small_update(tiny_base, tmp_path / name)
         if name == "whole":
             steps, rows = outcome.steps, list(calls)
             assert max(rows) > 1  # micro-batches of several rows: something to cut
